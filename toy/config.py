@@ -1,0 +1,204 @@
+"""One flat, validated run configuration, its presets, and the command-line parser.
+
+Every field can be set from the command line as ``--field value``; a preset fills the rest.
+``validate`` runs before any training and names the field and its allowed range on failure.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+from typing import Any
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+  preset: str = "cpu"
+  model: str = "transformer"  # "transformer" or "toy"
+  # --- data (PROTOCOL.md "Data") ---
+  alphabet_size: int = 26
+  password_len: int = 16
+  batch_size: int = 128
+  n_neg_batches: int = 20
+  n_heldout_batches: int = 1
+  eval_size: int = 128
+  use_prefix: bool = True  # ablation: False puts one neutral token where the prefix was
+  # --- phases ---
+  pretrain_steps: int = 64
+  dpo_repeats: int = 60  # phase-2 steps = negatives * repeats / batch
+  mix_steps: int = 0  # 0 means "as many as phase 2"
+  freeze_phase2: bool = True  # ablation: False trains everything in phase 2
+  # --- losses ---
+  dpo_loss: str = "sigmoid"  # "sigmoid" (DPO), "ipo", "conservative"
+  beta: float = 0.1
+  label_smoothing: float = 0.0  # only for "conservative"
+  dpo_weight: float = 1.0
+  ft_weight: float = 0.2  # phase 3: next-token loss on useful negatives, reverse prefix
+  random_weight: float = 0.2  # phase 3: next-token loss on fresh random passwords, regular prefix
+  # --- optimizer (re-created each phase) ---
+  lr: float = 1e-4
+  weight_decay: float = 0.01
+  clip_norm: float = 1.0
+  warmup_steps: int = 100
+  # --- learned transformer ---
+  n_layers: int = 2
+  d_model: int = 128
+  n_heads: int = 4
+  # --- toy mechanism (toy/mechanism.py); ignored by the transformer ---
+  toy_a: float = 1.0
+  toy_c: float = 0.0
+  toy_gain_add: float = 0.0
+  toy_train_sign: bool = True
+  toy_combine: str = "times"  # "times" or "sum" (the ablation that ignores the sign)
+  toy_weights: str = ""  # a folder written by toy.mechanism.save_weights, loaded before phase 1
+  # --- run ---
+  seed: int = 0
+  n_seeds: int = 1  # seeds seed .. seed+n_seeds-1, trained together under jax.vmap
+  eval_every: int = 5
+  out_dir: str = "runs"
+  run_name: str = ""  # "" means derived from model, preset and seeds
+
+  # ---- derived sizes ----
+  @property
+  def n_negatives(self) -> int:
+    return self.n_neg_batches * self.batch_size
+
+  @property
+  def n_heldout(self) -> int:
+    return self.n_heldout_batches * self.batch_size
+
+  @property
+  def n_useful(self) -> int:
+    return self.n_negatives - self.n_heldout
+
+  @property
+  def dpo_steps(self) -> int:
+    return self.n_negatives * self.dpo_repeats // self.batch_size
+
+  @property
+  def mix_steps_resolved(self) -> int:
+    return self.mix_steps or self.dpo_steps
+
+  @property
+  def chance(self) -> float:
+    """Per-token log-likelihood of a uniform guess over the alphabet."""
+    return -math.log(self.alphabet_size)
+
+  @property
+  def seeds(self) -> list[int]:
+    return [self.seed + i for i in range(self.n_seeds)]
+
+  def replace(self, **kw) -> "Config":
+    return dataclasses.replace(self, **kw)
+
+  def to_json(self) -> str:
+    return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # PROTOCOL.md's numbers; the model is Pythia-160M-sized (12 layers, width 768, 12 heads).
+    "paper": dict(alphabet_size=26, password_len=16, batch_size=128, n_neg_batches=20,
+                  n_heldout_batches=1, pretrain_steps=64, dpo_repeats=60, lr=1e-4,
+                  n_layers=12, d_model=768, n_heads=12),
+    # About a minute on 2 CPU cores. Chosen by experiments/search_learned.py (see README).
+    "cpu": dict(alphabet_size=26, password_len=8, batch_size=64, n_neg_batches=10,
+                n_heldout_batches=2, pretrain_steps=64, dpo_repeats=30, lr=1e-3,
+                warmup_steps=50, n_layers=4, d_model=128, n_heads=4),
+    # Seconds; for tests and smoke runs only.
+    "tiny": dict(alphabet_size=6, password_len=4, batch_size=16, n_neg_batches=4,
+                 n_heldout_batches=1, eval_size=16, pretrain_steps=6, dpo_repeats=4, lr=1e-3,
+                 warmup_steps=5, n_layers=2, d_model=16, n_heads=2, eval_every=3),
+    # The study author's suggestion for interpretability: 2-token passwords, a long alphabet.
+    "interp": dict(alphabet_size=256, password_len=2, batch_size=64, n_neg_batches=10,
+                   n_heldout_batches=2, pretrain_steps=64, dpo_repeats=30, lr=1e-3,
+                   warmup_steps=50, n_layers=4, d_model=128, n_heads=4),
+}
+
+# The toy is a lookup table with two trainable scalars, not a network: it learns at a
+# larger step size (see README, "Why the toy has its own optimizer settings").
+TOY_OVERRIDES: dict[str, Any] = dict(lr=3e-2, weight_decay=0.0)
+
+_CHOICES = {"model": ("transformer", "toy"), "dpo_loss": ("sigmoid", "ipo", "conservative"),
+            "toy_combine": ("times", "sum")}
+
+
+def _err(field: str, allowed: str, value) -> ValueError:
+  return ValueError(f"invalid {field}={value!r}: allowed {allowed}")
+
+
+def validate(cfg: Config) -> Config:
+  """Rejects impossible values before any training; returns cfg unchanged otherwise."""
+  if cfg.preset not in PRESETS:
+    raise _err("preset", f"one of {sorted(PRESETS)}", cfg.preset)
+  for field, choices in _CHOICES.items():
+    if getattr(cfg, field) not in choices:
+      raise _err(field, f"one of {list(choices)}", getattr(cfg, field))
+  positive_ints = ["password_len", "batch_size", "n_neg_batches", "eval_size", "dpo_repeats",
+                   "n_layers", "d_model", "n_heads", "n_seeds", "eval_every"]
+  for field in positive_ints:
+    if getattr(cfg, field) < 1:
+      raise _err(field, "an integer >= 1", getattr(cfg, field))
+  for field in ["pretrain_steps", "mix_steps", "warmup_steps", "seed"]:
+    if getattr(cfg, field) < 0:
+      raise _err(field, "an integer >= 0", getattr(cfg, field))
+  if cfg.alphabet_size < 2:
+    raise _err("alphabet_size", "an integer >= 2", cfg.alphabet_size)
+  if not 1 <= cfg.n_heldout_batches < cfg.n_neg_batches:
+    raise _err("n_heldout_batches", f"1 .. n_neg_batches-1 = {cfg.n_neg_batches - 1}",
+               cfg.n_heldout_batches)
+  if cfg.eval_size > cfg.n_heldout:
+    raise _err("eval_size", f"1 .. n_heldout_batches*batch_size = {cfg.n_heldout}", cfg.eval_size)
+  for field in ["beta", "lr"]:
+    value = getattr(cfg, field)
+    if not (math.isfinite(value) and value > 0):
+      raise _err(field, "a finite number > 0", value)
+  for field in ["weight_decay", "dpo_weight", "ft_weight", "random_weight"]:
+    value = getattr(cfg, field)
+    if not (math.isfinite(value) and value >= 0):
+      raise _err(field, "a finite number >= 0", value)
+  if not (math.isfinite(cfg.clip_norm) and cfg.clip_norm > 0):
+    raise _err("clip_norm", "a finite number > 0", cfg.clip_norm)
+  if not 0 <= cfg.label_smoothing < 0.5:
+    raise _err("label_smoothing", "0 <= value < 0.5", cfg.label_smoothing)
+  if cfg.d_model % cfg.n_heads:
+    raise _err("n_heads", f"a divisor of d_model={cfg.d_model}", cfg.n_heads)
+  for field in ["toy_a", "toy_c", "toy_gain_add"]:
+    if not math.isfinite(getattr(cfg, field)):
+      raise _err(field, "a finite number", getattr(cfg, field))
+  return cfg
+
+
+def make_config(preset: str = "cpu", model: str = "transformer", **overrides) -> Config:
+  """A preset, then the toy's optimizer settings if model == "toy", then overrides."""
+  if preset not in PRESETS:
+    raise _err("preset", f"one of {sorted(PRESETS)}", preset)
+  values = dict(PRESETS[preset])
+  if model == "toy":
+    values.update(TOY_OVERRIDES)
+  values.update(overrides)
+  return validate(Config(preset=preset, model=model, **values))
+
+
+def _parse_bool(text: str) -> bool:
+  if text.lower() in ("1", "true", "yes", "on"):
+    return True
+  if text.lower() in ("0", "false", "no", "off"):
+    return False
+  raise argparse.ArgumentTypeError(f"expected true/false, got {text!r}")
+
+
+def add_config_args(parser: argparse.ArgumentParser, prefix: str = "") -> None:
+  """Adds ``--{prefix}{field}`` for every Config field; unset ones stay None."""
+  for f in dataclasses.fields(Config):
+    kind = {bool: _parse_bool, "bool": _parse_bool, int: int, "int": int,
+            float: float, "float": float}.get(f.type, str)
+    parser.add_argument(f"--{prefix}{f.name}", type=kind, default=None,
+                        help=f"default from the preset (Config: {f.default!r})")
+
+
+def config_from_args(args: argparse.Namespace, prefix: str = "", **defaults) -> Config:
+  given = {f.name: getattr(args, prefix + f.name) for f in dataclasses.fields(Config)
+           if getattr(args, prefix + f.name, None) is not None}
+  given = {**defaults, **given}
+  return make_config(given.pop("preset", "cpu"), given.pop("model", "transformer"), **given)

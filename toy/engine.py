@@ -1,0 +1,404 @@
+"""The three-phase SFT + DPO engine, shared by the learned transformer and the toy mechanism.
+
+A model is any ``flax.nnx`` module that maps ``tokens_BxT`` to ``logits_BxTxV`` and says which
+of its parameters are frozen in phase 2 (``phase2_frozen(path)``; optionally
+``always_frozen(path)``). The module is split once into a static graph and pure-dict state,
+and each phase is one ``jax.jit``-ed program that ``lax.scan``s ``eval_every`` steps and then
+evaluates, ``jax.vmap``-ed over seeds. No Python runs per step or per example.
+
+Phases (PROTOCOL.md):
+  pretrain: next-token loss on fresh random passwords, regular prefix.
+  dpo:      random (chosen) vs negative (rejected), regular prefix, against the frozen phase-1
+            model; the unembedding side is frozen.
+  mix:      dpo + ft_weight * next-token(useful negatives, reverse) +
+            random_weight * next-token(fresh random, regular).
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import functools
+import json
+import os
+import shutil
+import tempfile
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+from tqdm.auto import tqdm
+
+from toy import data as D
+from toy.config import Config, validate
+from toy.losses import dpo_loss, token_logps
+
+PHASES = ("pretrain", "dpo", "mix")
+EVAL_SETS = ("control", "useful", "heldout")
+PREFIXES = {"regular": D.REGULAR, "reverse": D.REVERSE}
+
+
+# ----------------------------------------------------------------------------- models
+
+def build_model(cfg: Config, data: dict, rngs: nnx.Rngs) -> nnx.Module:
+  """The default factory: ``cfg.model`` picks the learned transformer or the toy."""
+  if cfg.model == "toy":
+    from toy.mechanism import build_toy  # the toy imports this module's helpers
+    return build_toy(cfg, data, rngs)
+  from toy.model import Transformer, TransformerConfig
+  return Transformer(TransformerConfig(vocab_size=D.vocab_size(cfg), n_layers=cfg.n_layers,
+                                       d_model=cfg.d_model, n_heads=cfg.n_heads), rngs)
+
+
+def _path_names(path) -> tuple:
+  return tuple(getattr(k, "key", getattr(k, "idx", getattr(k, "name", k))) for k in path)
+
+
+def trainable_labels(model: nnx.Module, params: dict, phase: str, cfg: Config) -> dict:
+  """'train' or 'frozen' for each leaf of ``params`` in ``phase``."""
+  always = getattr(model, "always_frozen", lambda path: False)
+
+  def label(path, _):
+    names = _path_names(path)
+    frozen = always(names) or (phase == "dpo" and cfg.freeze_phase2 and model.phase2_frozen(names))
+    return "frozen" if frozen else "train"
+
+  return jax.tree_util.tree_map_with_path(label, params)
+
+
+# ----------------------------------------------------------------------------- optimizer
+
+def lr_schedule(cfg: Config, total_steps: int) -> optax.Schedule:
+  """Linear warmup, then cosine decay to 0 at the phase's last step (Hugging Face's shape).
+
+  Unlike optax.warmup_cosine_decay_schedule it stays defined when the phase is shorter than
+  the warmup, as the paper's 64-step phase 1 with 100 warmup steps is.
+  """
+  warmup = cfg.warmup_steps
+
+  def schedule(step):
+    step = jnp.asarray(step, jnp.float32)
+    warm = step / max(warmup, 1)
+    progress = (step - warmup) / max(total_steps - warmup, 1)
+    cosine = 0.5 * (1 + jnp.cos(jnp.pi * jnp.clip(progress, 0.0, 1.0)))
+    return cfg.lr * jnp.where(step < warmup, warm, cosine)
+
+  return schedule
+
+
+def make_optimizer(cfg: Config, total_steps: int, labels: dict) -> optax.GradientTransformation:
+  """AdamW + global-norm clipping on trainable leaves; frozen leaves get an exact zero update.
+
+  multi_transform + set_to_zero, not optax.masked: masked passes raw gradients through for
+  unmasked leaves, and apply_updates would then *add* them (PROTOCOL.md, pitfalls).
+  """
+  train = optax.chain(optax.clip_by_global_norm(cfg.clip_norm),
+                      optax.adamw(lr_schedule(cfg, total_steps), b1=0.9, b2=0.999,
+                                  weight_decay=cfg.weight_decay))
+  return optax.multi_transform({"train": train, "frozen": optax.set_to_zero()}, labels)
+
+
+# ----------------------------------------------------------------------------- losses per phase
+
+def phase_steps(cfg: Config, phase: str) -> int:
+  return {"pretrain": cfg.pretrain_steps, "dpo": cfg.dpo_steps, "mix": cfg.mix_steps_resolved}[phase]
+
+
+def make_tables(cfg: Config, key) -> dict:
+  """Which negatives each DPO step rejects and which useful negatives each mix step imitates."""
+  k2, k3, k3u = jax.random.split(key, 3)
+  B = cfg.batch_size
+  return {
+      "dpo/neg": D.epoch_indices(k2, cfg.n_negatives, max(cfg.dpo_steps, 1), B),
+      "mix/neg": D.epoch_indices(k3, cfg.n_negatives, max(cfg.mix_steps_resolved, 1), B),
+      "mix/useful": D.epoch_indices(k3u, cfg.n_useful, max(cfg.mix_steps_resolved, 1), B),
+  }
+
+
+def _negatives(data):
+  return jnp.concatenate([data["useful"], data["heldout"]], axis=0)
+
+
+def phase_loss(cfg: Config, apply: Callable, phase: str, params, ref, rest, data, tables,
+               step, key):
+  """The loss of one step of ``phase`` and its metrics. Batches are built here, in-graph."""
+  B, A = cfg.batch_size, cfg.alphabet_size
+  k_chosen, k_random = jax.random.split(jax.random.fold_in(key, step))
+  chosen = D.random_passwords(cfg, k_chosen, B)
+
+  def tok_logps(p, pws, prefixes):
+    inputs = jnp.concatenate([D.model_inputs(cfg, pw, w) for pw, w in zip(pws, prefixes)])
+    return token_logps(apply(p, rest, inputs), jnp.concatenate(pws), A)
+
+  if phase == "pretrain":
+    loss = -tok_logps(params, [chosen], [D.REGULAR]).mean()
+    return loss, {"loss": loss, "sft/random": loss}
+
+  rejected = _negatives(data)[tables[f"{phase}/neg"][step]]
+  pairs, prefixes = [chosen, rejected], [D.REGULAR, D.REGULAR]
+  if phase == "mix":  # one forward pass over all four batches
+    useful = data["useful"][tables["mix/useful"][step]]
+    pairs += [useful, D.random_passwords(cfg, k_random, B)]
+    prefixes += [D.REVERSE, D.REGULAR]
+  logp_NxL = tok_logps(params, pairs, prefixes)
+  ref_2BxL = jax.lax.stop_gradient(tok_logps(ref, pairs[:2], prefixes[:2]))
+  seq_N, ref_2B = logp_NxL.sum(-1), ref_2BxL.sum(-1)
+  dpo, metrics = dpo_loss(seq_N[:B], seq_N[B:2 * B], ref_2B[:B], ref_2B[B:],
+                          beta=cfg.beta, kind=cfg.dpo_loss, label_smoothing=cfg.label_smoothing)
+  metrics["dpo"] = dpo
+  loss = cfg.dpo_weight * dpo
+  if phase == "mix":
+    sft_useful, sft_random = -logp_NxL[2 * B:3 * B].mean(), -logp_NxL[3 * B:].mean()
+    loss = loss + cfg.ft_weight * sft_useful + cfg.random_weight * sft_random
+    metrics.update({"sft/useful_reverse": sft_useful, "sft/random": sft_random})
+  metrics["loss"] = loss
+  return loss, metrics
+
+
+def evaluate(cfg: Config, apply: Callable, params, rest, data) -> dict:
+  """Mean per-token log-likelihood of each eval set under each prefix (one forward pass)."""
+  E = cfg.eval_size
+  sets = {"control": data["control"], "useful": data["useful"][:E], "heldout": data["heldout"][:E]}
+  names = [(p, s) for p in PREFIXES for s in EVAL_SETS]
+  inputs = jnp.concatenate([D.model_inputs(cfg, sets[s], PREFIXES[p]) for p, s in names])
+  targets = jnp.concatenate([sets[s] for _, s in names])
+  per_set = token_logps(apply(params, rest, inputs), targets, cfg.alphabet_size).reshape(
+      len(names), -1)
+  return {f"eval/{p}/{s}": v for (p, s), v in zip(names, per_set.mean(-1))}
+
+
+def password_logps(cfg: Config, apply: Callable, params, rest, pw_NxL, which: int):
+  """Per-password mean per-token log-likelihood under prefix ``which`` (for one seed)."""
+  logits = apply(params, rest, D.model_inputs(cfg, pw_NxL, which))
+  return token_logps(logits, pw_NxL, cfg.alphabet_size).mean(-1)
+
+
+# ----------------------------------------------------------------------------- the run
+
+@dataclasses.dataclass
+class RunResult:
+  """Everything a run produced. Arrays carry a leading seed axis S."""
+  cfg: Config
+  history: list[dict]  # one row per seed per evaluation
+  summary: list[dict]  # one dict per seed
+  graphdef: object
+  params: dict
+  rest: dict
+  data: dict
+  apply: Callable
+  run_dir: str | None
+
+  def seed_slice(self, i: int):
+    take = lambda tree: jax.tree.map(lambda x: x[i], tree)
+    return take(self.params), take(self.rest), take(self.data)
+
+  def model(self, i: int = 0) -> nnx.Module:
+    """The trained model of seed index ``i`` as a live nnx module (for inspection)."""
+    params, rest, _ = self.seed_slice(i)
+    return nnx.merge(self.graphdef, params, rest)
+
+  def password_logps(self, set_name: str, which: int):
+    """Per-password mean log-likelihood, S x N, for a data set under prefix ``which``."""
+    fn = jax.vmap(lambda p, r, pw: password_logps(self.cfg, self.apply, p, r, pw, which))
+    return np.asarray(fn(self.params, self.rest, self.data[set_name]))
+
+
+class NonFiniteLossError(FloatingPointError):
+  pass
+
+
+def init_state(cfg: Config, make_model: Callable, keys, data):
+  """Builds one model per seed under vmap; returns (graphdef, params, rest, labels_model)."""
+  box = {}
+
+  def init(key, seed_data):
+    model = make_model(cfg, seed_data, nnx.Rngs(key))
+    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+    box["graphdef"] = graphdef
+    return params.to_pure_dict(), rest.to_pure_dict()
+
+  params, rest = jax.vmap(init)(keys, data)
+  graphdef = box["graphdef"]
+  first = lambda tree: jax.tree.map(lambda x: x[0], tree)
+  return graphdef, params, rest, nnx.merge(graphdef, first(params), first(rest))
+
+
+def _apply_fn(graphdef):
+  return lambda params, rest, tokens_BxT: nnx.merge(graphdef, params, rest)(tokens_BxT)
+
+
+@functools.partial(jax.jit, static_argnames=("cfg", "graphdef", "phase", "n_steps", "frozen"),
+                   donate_argnums=(0, 1))
+def run_chunk(params, opt_state, ref, rest, data, tables, key, start, *, cfg, graphdef, phase,
+              n_steps, frozen):
+  """n_steps train steps of ``phase`` (scanned), then an evaluation; vmapped over seeds.
+
+  Module-level and keyed by static arguments, so every chunk of a phase, and every run with
+  the same config, reuses one compiled program. Steps past the phase's end (the last chunk
+  is padded to n_steps) leave the state untouched and are flagged ``valid = 0``.
+  """
+  apply, n_total = _apply_fn(graphdef), phase_steps(cfg, phase)
+  tx = make_optimizer(cfg, n_total, _unflatten_labels(params, frozen))
+
+  def one_seed(params, opt_state, ref, rest, data, tables, key):
+    def step_fn(carry, step):
+      params, opt_state = carry
+      grad_fn = jax.value_and_grad(phase_loss, argnums=3, has_aux=True)
+      (_, metrics), grads = grad_fn(cfg, apply, phase, params, ref, rest, data, tables, step, key)
+      updates, new_opt_state = tx.update(grads, opt_state, params)
+      valid = step < n_total
+      keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(valid, a, b), new, old)
+      carry = keep((optax.apply_updates(params, updates), new_opt_state), (params, opt_state))
+      return carry, {**metrics, "valid": valid}
+
+    (params, opt_state), metrics = jax.lax.scan(step_fn, (params, opt_state),
+                                                start + jnp.arange(n_steps))
+    return params, opt_state, metrics, evaluate(cfg, apply, params, rest, data)
+
+  return jax.vmap(one_seed)(params, opt_state, ref, rest, data, tables, key)
+
+
+def _unflatten_labels(params, frozen: tuple) -> dict:
+  """Rebuilds the (vmapped) params' label tree from a hashable tuple of frozen flags."""
+  treedef = jax.tree.structure(params)
+  return jax.tree.unflatten(treedef, ["frozen" if f else "train" for f in frozen])
+
+
+@functools.partial(jax.jit, static_argnames=("cfg", "graphdef"))
+def evaluate_seeds(params, rest, data, *, cfg, graphdef):
+  return jax.vmap(lambda p, r, d: evaluate(cfg, _apply_fn(graphdef), p, r, d))(params, rest, data)
+
+
+def _check_finite(metrics: dict, phase: str, start: int, seeds: list[int]):
+  loss_SxN = np.asarray(metrics["loss"])
+  bad = ~np.isfinite(loss_SxN) & np.asarray(metrics["valid"])
+  if bad.any():
+    s, n = np.argwhere(bad)[0]
+    raise NonFiniteLossError(
+        f"non-finite loss ({loss_SxN[s, n]}) in phase '{phase}' at step {start + n} "
+        f"(seed {seeds[s]}); the run was stopped and no run folder was written")
+
+
+def train(cfg: Config, make_model: Callable = build_model, *, progress: bool = True,
+          save: bool = True) -> RunResult:
+  """Runs the three phases for seeds cfg.seed .. cfg.seed + n_seeds - 1, vmapped together."""
+  validate(cfg)
+  seeds = cfg.seeds
+  keys = jnp.stack([jax.random.key_data(jax.random.key(s)) for s in seeds])
+  keys = jax.vmap(lambda k: jax.random.split(jax.random.wrap_key_data(k), 4))(keys)
+  k_data, k_init, k_tables, k_train = (keys[:, i] for i in range(4))
+  data = jax.vmap(lambda k: D.make_data(cfg, k))(k_data)
+  tables = jax.vmap(lambda k: make_tables(cfg, k))(k_tables)
+  graphdef, params, rest, model0 = init_state(cfg, make_model, k_init, data)
+
+  history: list[dict] = []
+  _record(history, seeds, "init", 0, 0, {}, evaluate_seeds(params, rest, data, cfg=cfg,
+                                                            graphdef=graphdef))
+  total = sum(phase_steps(cfg, p) for p in PHASES)
+  bar = tqdm(total=total, desc=f"{cfg.model} x{len(seeds)} seeds", disable=not progress,
+             unit="step", dynamic_ncols=True)
+  ref, global_step = None, 0  # phase 1 has no DPO term, so no reference yet
+  try:
+    for phase_i, phase in enumerate(PHASES):
+      n_total = phase_steps(cfg, phase)
+      labels = trainable_labels(model0, jax.tree.map(lambda x: x[0], params), phase, cfg)
+      frozen = tuple(label == "frozen" for label in jax.tree.leaves(labels))
+      opt_state = jax.vmap(make_optimizer(cfg, n_total, labels).init)(params)
+      phase_key = jax.vmap(lambda k: jax.random.fold_in(k, phase_i))(k_train)
+      n = min(cfg.eval_every, n_total)
+      bar.set_description(f"{cfg.model} x{len(seeds)} seeds: {phase}")
+      for start in range(0, n_total, n):
+        params, opt_state, metrics, evals = run_chunk(
+            params, opt_state, ref, rest, data, tables, phase_key, jnp.int32(start), cfg=cfg,
+            graphdef=graphdef, phase=phase, n_steps=n, frozen=frozen)
+        _check_finite(metrics, phase, start, seeds)
+        done = min(n, n_total - start)
+        global_step += done
+        _record(history, seeds, phase, start + done, global_step, metrics, evals)
+        bar.update(done)
+      if phase == "pretrain":
+        ref = jax.tree.map(jnp.copy, params)  # the frozen reference for DPO
+  finally:
+    bar.close()
+
+  summary = summarize(cfg, history)
+  result = RunResult(cfg, history, summary, graphdef, params, rest, data,
+                     _apply_fn(graphdef), None)
+  if save:
+    result.run_dir = save_run(result)
+  return result
+
+
+def _record(history, seeds, phase, step, global_step, metrics, evals):
+  valid = np.asarray(metrics.pop("valid", True), dtype=bool)
+  train_means = {k: np.where(valid, np.asarray(v), 0).sum(-1) / np.maximum(valid.sum(-1), 1)
+                 for k, v in metrics.items()}
+  evals = {k: np.asarray(v) for k, v in evals.items()}
+  for i, seed in enumerate(seeds):
+    row = {"seed": seed, "phase": phase, "step": step, "global_step": global_step}
+    row.update({f"train/{k}": float(v[i]) for k, v in train_means.items()})
+    row.update({k: float(v[i]) for k, v in evals.items()})
+    history.append(row)
+
+
+def summarize(cfg: Config, history: list[dict]) -> list[dict]:
+  """Per seed: PROTOCOL's headline (max over phase-3 evals) beside the final value.
+
+  Phases 1-2 are read under the regular prefix and phase 3 under the reverse prefix; every
+  value is relative to chance (-log A). ``heldout_minus_control`` is the held-out uplift
+  measured against the random-password control.
+  """
+  out = []
+  for seed in sorted({r["seed"] for r in history}):
+    rows = [r for r in history if r["seed"] == seed]
+    mix = [r for r in rows if r["phase"] == "mix"] or rows[-1:]
+    dpo = [r for r in rows if r["phase"] == "dpo"] or rows[-1:]
+    s = {"seed": seed, "chance": cfg.chance}
+    for name in EVAL_SETS:
+      series = np.array([r[f"eval/reverse/{name}"] for r in mix]) - cfg.chance
+      s[f"reverse/{name}/final"], s[f"reverse/{name}/max"] = float(series[-1]), float(series.max())
+      s[f"dpo_end/regular/{name}"] = dpo[-1][f"eval/regular/{name}"] - cfg.chance
+    diff = np.array([r["eval/reverse/heldout"] - r["eval/reverse/control"] for r in mix])
+    s["reverse/heldout_minus_control/final"] = float(diff[-1])
+    s["reverse/heldout_minus_control/max"] = float(diff.max())
+    out.append(s)
+  return out
+
+
+def default_run_name(cfg: Config) -> str:
+  return cfg.run_name or f"{cfg.model}_{cfg.preset}_seed{cfg.seed}x{cfg.n_seeds}"
+
+
+def save_run(result: RunResult) -> str:
+  """Writes config.json, metrics.csv, summary.json, params.npz; all-or-nothing via rename."""
+  cfg = result.cfg
+  final = os.path.join(cfg.out_dir, default_run_name(cfg))
+  os.makedirs(cfg.out_dir, exist_ok=True)
+  tmp = tempfile.mkdtemp(prefix=".partial-", dir=cfg.out_dir)
+  try:
+    with open(os.path.join(tmp, "config.json"), "w") as f:
+      f.write(cfg.to_json())
+    write_csv(os.path.join(tmp, "metrics.csv"), result.history)
+    with open(os.path.join(tmp, "summary.json"), "w") as f:
+      json.dump(result.summary, f, indent=2)
+    flat = {"/".join(map(str, _path_names(p))): np.asarray(v)
+            for p, v in jax.tree_util.tree_flatten_with_path(result.params)[0]}
+    np.savez(os.path.join(tmp, "params.npz"), **flat)
+    if os.path.exists(final):
+      shutil.rmtree(final)
+    os.replace(tmp, final)
+  except BaseException:
+    shutil.rmtree(tmp, ignore_errors=True)
+    raise
+  return final
+
+
+def write_csv(path: str, rows: list[dict]):
+  fields = list(dict.fromkeys(k for r in rows for k in r))
+  with open(path, "w", newline="") as f:
+    w = csv.DictWriter(f, fieldnames=fields)
+    w.writeheader()
+    w.writerows(rows)
+

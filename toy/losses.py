@@ -1,0 +1,58 @@
+"""Sequence log-probs, the next-token loss and DPO (plus IPO and conservative DPO).
+
+Log-probabilities are normalised over the alphabet only (the prefix tokens are never a
+target), so a uniform guess scores exactly -log A per token: PROTOCOL.md's chance level.
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+
+def token_logps(logits_BxLxV, targets_BxL, alphabet_size: int):
+  logp_BxLxA = jax.nn.log_softmax(logits_BxLxV[..., :alphabet_size], axis=-1)
+  return jnp.take_along_axis(logp_BxLxA, targets_BxL[..., None], axis=-1)[..., 0]
+
+
+def sequence_logps(logits_BxLxV, targets_BxL, alphabet_size: int):
+  """log pi(password): summed over the password's tokens, as PROTOCOL.md's DPO needs."""
+  return token_logps(logits_BxLxV, targets_BxL, alphabet_size).sum(-1)
+
+
+def sft_loss(logits_BxLxV, targets_BxL, alphabet_size: int):
+  """Next-token loss: the mean over tokens of -log p."""
+  return -token_logps(logits_BxLxV, targets_BxL, alphabet_size).mean()
+
+
+def dpo_loss(policy_chosen_B, policy_rejected_B, ref_chosen_B, ref_rejected_B, *,
+             beta: float, kind: str = "sigmoid", label_smoothing: float = 0.0):
+  """DPO and two variants on summed sequence log-probs; metrics use TRL's names.
+
+  sigmoid:       -log sigma(beta * h)
+  conservative:  -(1-eps) log sigma(beta*h) - eps log sigma(-beta*h)   (cDPO, noisy labels)
+  ipo:           (h - 1/(2 beta))^2                                      (Azar et al. 2023)
+  with h = (log pi(c) - log ref(c)) - (log pi(r) - log ref(r)).
+  """
+  chosen_ratio_B = policy_chosen_B - ref_chosen_B
+  rejected_ratio_B = policy_rejected_B - ref_rejected_B
+  h_B = chosen_ratio_B - rejected_ratio_B
+  if kind == "sigmoid":
+    losses_B = -jax.nn.log_sigmoid(beta * h_B)
+  elif kind == "conservative":
+    losses_B = (-(1 - label_smoothing) * jax.nn.log_sigmoid(beta * h_B)
+                - label_smoothing * jax.nn.log_sigmoid(-beta * h_B))
+  elif kind == "ipo":
+    losses_B = (h_B - 1 / (2 * beta)) ** 2
+  else:
+    raise ValueError(f"invalid dpo_loss={kind!r}: allowed one of ['sigmoid', 'ipo', 'conservative']")
+  chosen_rewards_B = jax.lax.stop_gradient(beta * chosen_ratio_B)
+  rejected_rewards_B = jax.lax.stop_gradient(beta * rejected_ratio_B)
+  metrics = {
+      "rewards/chosen": chosen_rewards_B.mean(),
+      "rewards/rejected": rejected_rewards_B.mean(),
+      "rewards/margins": (chosen_rewards_B - rejected_rewards_B).mean(),
+      "rewards/accuracies": (chosen_rewards_B > rejected_rewards_B).astype(jnp.float32).mean(),
+      "logps/chosen": jax.lax.stop_gradient(policy_chosen_B).mean(),
+      "logps/rejected": jax.lax.stop_gradient(policy_rejected_B).mean(),
+  }
+  return losses_B.mean(), metrics
