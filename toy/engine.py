@@ -2,7 +2,7 @@
 
 A model is any ``flax.nnx`` module that maps ``tokens_BxT`` to ``logits_BxTxV`` and says which
 of its parameters are frozen in phase 2 (``phase2_frozen(path)``; optionally
-``always_frozen(path)``). The module is split once into a static graph and pure-dict state,
+``always_frozen(path)`` and ``frozen_in(phase, path)``). The module is split once into a static graph and pure-dict state,
 and each phase is one ``jax.jit``-ed program that ``lax.scan``s ``eval_every`` steps and then
 evaluates, ``jax.vmap``-ed over seeds. No Python runs per step or per example.
 
@@ -59,10 +59,12 @@ def _path_names(path) -> tuple:
 def trainable_labels(model: nnx.Module, params: dict, phase: str, cfg: Config) -> dict:
   """'train' or 'frozen' for each leaf of ``params`` in ``phase``."""
   always = getattr(model, "always_frozen", lambda path: False)
+  in_phase = getattr(model, "frozen_in", lambda phase, path: False)  # optional, per phase
 
   def label(path, _):
     names = _path_names(path)
-    frozen = always(names) or (phase == "dpo" and cfg.freeze_phase2 and model.phase2_frozen(names))
+    frozen = (always(names) or in_phase(phase, names)
+              or (phase == "dpo" and cfg.freeze_phase2 and model.phase2_frozen(names)))
     return "frozen" if frozen else "train"
 
   return jax.tree_util.tree_map_with_path(label, params)
@@ -210,19 +212,31 @@ class NonFiniteLossError(FloatingPointError):
 
 
 def init_state(cfg: Config, make_model: Callable, keys, data):
-  """Builds one model per seed under vmap; returns (graphdef, params, rest, labels_model)."""
-  box = {}
+  """Builds one model per seed and stacks their states on a leading seed axis.
 
-  def init(key, seed_data):
-    model = make_model(cfg, seed_data, nnx.Rngs(key))
+  A plain loop, not a vmap: a factory sees concrete NumPy data (the toy builds its memory's
+  address table from the negatives) and runs once per seed, which costs little.
+  Returns (graphdef, params, rest, model of the first seed).
+  """
+  states, models = [], []
+  for i in range(len(keys)):
+    seed_data = {k: np.asarray(v[i]) for k, v in data.items()}
+    model = make_model(cfg, seed_data, nnx.Rngs(keys[i]))
     graphdef, params, rest = nnx.split(model, nnx.Param, ...)
-    box["graphdef"] = graphdef
-    return params.to_pure_dict(), rest.to_pure_dict()
+    states.append((nnx.to_pure_dict(params), nnx.to_pure_dict(rest)))
+    models.append(model)
+  params, rest = jax.tree.map(lambda *xs: jnp.stack(xs), *states)
+  return graphdef, params, rest, models[0]
 
-  params, rest = jax.vmap(init)(keys, data)
-  graphdef = box["graphdef"]
-  first = lambda tree: jax.tree.map(lambda x: x[0], tree)
-  return graphdef, params, rest, nnx.merge(graphdef, first(params), first(rest))
+
+# Fields that never reach a compiled program; blanking them lets runs that differ only in
+# these (another seed, output folder or hand-set toy scalar) share compiled programs.
+_HOST_ONLY = dict(preset="", seed=0, n_seeds=1, out_dir="", run_name="", toy_a=0.0, toy_c=0.0,
+                  toy_gain_add=0.0, toy_weights="", toy_train_sign=True, freeze_phase2=True)
+
+
+def compile_key(cfg: Config) -> Config:
+  return cfg.replace(**_HOST_ONLY)
 
 
 def _apply_fn(graphdef):
@@ -282,8 +296,13 @@ def _check_finite(metrics: dict, phase: str, start: int, seeds: list[int]):
 
 
 def train(cfg: Config, make_model: Callable = build_model, *, progress: bool = True,
-          save: bool = True) -> RunResult:
-  """Runs the three phases for seeds cfg.seed .. cfg.seed + n_seeds - 1, vmapped together."""
+          save: bool = True, on_phase_end: Callable | None = None) -> RunResult:
+  """Runs the three phases for seeds cfg.seed .. cfg.seed + n_seeds - 1, vmapped together.
+
+  ``on_phase_end(phase, params)`` sees a host copy of the seed-stacked parameters after each
+  phase (for snapshots and tests). A non-finite loss raises NonFiniteLossError naming the
+  phase and step; the run folder is written only after all phases succeed.
+  """
   validate(cfg)
   seeds = cfg.seeds
   keys = jnp.stack([jax.random.key_data(jax.random.key(s)) for s in seeds])
@@ -294,7 +313,8 @@ def train(cfg: Config, make_model: Callable = build_model, *, progress: bool = T
   graphdef, params, rest, model0 = init_state(cfg, make_model, k_init, data)
 
   history: list[dict] = []
-  _record(history, seeds, "init", 0, 0, {}, evaluate_seeds(params, rest, data, cfg=cfg,
+  static_cfg = compile_key(cfg)
+  _record(history, seeds, "init", 0, 0, {}, evaluate_seeds(params, rest, data, cfg=static_cfg,
                                                             graphdef=graphdef))
   total = sum(phase_steps(cfg, p) for p in PHASES)
   bar = tqdm(total=total, desc=f"{cfg.model} x{len(seeds)} seeds", disable=not progress,
@@ -311,7 +331,7 @@ def train(cfg: Config, make_model: Callable = build_model, *, progress: bool = T
       bar.set_description(f"{cfg.model} x{len(seeds)} seeds: {phase}")
       for start in range(0, n_total, n):
         params, opt_state, metrics, evals = run_chunk(
-            params, opt_state, ref, rest, data, tables, phase_key, jnp.int32(start), cfg=cfg,
+            params, opt_state, ref, rest, data, tables, phase_key, jnp.int32(start), cfg=static_cfg,
             graphdef=graphdef, phase=phase, n_steps=n, frozen=frozen)
         _check_finite(metrics, phase, start, seeds)
         done = min(n, n_total - start)
@@ -320,6 +340,8 @@ def train(cfg: Config, make_model: Callable = build_model, *, progress: bool = T
         bar.update(done)
       if phase == "pretrain":
         ref = jax.tree.map(jnp.copy, params)  # the frozen reference for DPO
+      if on_phase_end is not None:
+        on_phase_end(phase, jax.tree.map(np.array, params))
   finally:
     bar.close()
 

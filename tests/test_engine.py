@@ -1,0 +1,130 @@
+"""The three-phase engine on the tiny preset: freezing, determinism, outputs, failure modes."""
+import csv
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from toy import data as D
+from toy.config import make_config
+from toy.engine import NonFiniteLossError, PHASES, build_model, lr_schedule, train
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tiny_cfg):
+  snapshots = {}
+  result = train(tiny_cfg, progress=False,
+                 on_phase_end=lambda phase, params: snapshots.__setitem__(phase, params))
+  return result, snapshots
+
+
+def _leaves(tree):
+  return {jax.tree_util.keystr(p): np.asarray(v)
+          for p, v in jax.tree_util.tree_flatten_with_path(tree)[0]}
+
+
+def test_phase2_frozen_params_bitwise_unchanged_and_the_rest_trained(tiny_run):
+  result, snaps = tiny_run
+  before, after = _leaves(snaps["pretrain"]), _leaves(snaps["dpo"])
+  n_layers = result.cfg.n_layers
+  frozen = [k for k in before if "unembed" in k or "final_ln" in k
+            or any(f"['blocks'][{i}]" in k for i in range(n_layers // 2, n_layers))]
+  trained = [k for k in before if k not in frozen]
+  assert frozen and trained
+  for k in frozen:
+    assert np.array_equal(before[k], after[k]), f"{k} moved during phase 2"
+  for k in trained:
+    assert not np.array_equal(before[k], after[k]), f"{k} did not learn during phase 2"
+  # phase 3 trains everything again
+  mixed = _leaves(snaps["mix"])
+  assert all(not np.array_equal(after[k], mixed[k]) for k in frozen)
+
+
+def test_same_seed_gives_identical_metrics(tiny_run, tiny_cfg):
+  first, _ = tiny_run
+  second = train(tiny_cfg.replace(run_name="again"), progress=False)
+  assert first.history == second.history
+
+
+def test_run_folder_has_config_metrics_and_params(tiny_run):
+  result, _ = tiny_run
+  names = sorted(os.listdir(result.run_dir))
+  assert names == ["config.json", "metrics.csv", "params.npz", "summary.json"]
+  with open(os.path.join(result.run_dir, "config.json")) as f:
+    assert json.load(f)["password_len"] == result.cfg.password_len
+  with open(os.path.join(result.run_dir, "metrics.csv")) as f:
+    rows = list(csv.DictReader(f))
+  cfg = result.cfg
+  n_evals = 1 + sum(-(-n // cfg.eval_every) for n in
+                    (cfg.pretrain_steps, cfg.dpo_steps, cfg.mix_steps_resolved))
+  assert len(rows) == n_evals
+  assert rows[-1]["global_step"] == str(cfg.pretrain_steps + cfg.dpo_steps + cfg.mix_steps_resolved)
+  for key in ["rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies",
+              "logps/chosen", "logps/rejected"]:
+    assert rows[-1][f"train/{key}"] != ""
+  for prefix in ["regular", "reverse"]:
+    for name in ["control", "useful", "heldout"]:
+      assert np.isfinite(float(rows[-1][f"eval/{prefix}/{name}"]))
+  params = np.load(os.path.join(result.run_dir, "params.npz"))
+  assert params["unembed/kernel"].shape == (1, cfg.d_model, D.vocab_size(cfg))
+
+
+def test_phase2_dpo_lowers_negatives_relative_to_reference(tiny_run):
+  result, _ = tiny_run
+  dpo_rows = [r for r in result.history if r["phase"] == "dpo"]
+  assert dpo_rows[-1]["train/rewards/margins"] > 0
+  assert dpo_rows[-1]["train/rewards/accuracies"] > 0.5
+
+
+def test_vmapped_seeds_match_separate_runs(tiny_cfg):
+  batch = train(tiny_cfg.replace(n_seeds=2, run_name="pair"), progress=False, save=False)
+  alone = train(tiny_cfg.replace(seed=1, run_name="alone"), progress=False, save=False)
+  row_b = [r for r in batch.history if r["seed"] == 1][-1]
+  row_a = alone.history[-1]
+  for k, v in row_a.items():
+    assert row_b[k] == pytest.approx(v, rel=1e-3, abs=1e-4), k
+
+
+def _nan_under_reverse(cfg, data, rngs):
+  """The normal model, except the reverse prefix embeds to NaN: only phase 3 trains on it."""
+  model = build_model(cfg, data, rngs)
+  model.embed.embedding[D.prefix_token(cfg, D.REVERSE)] = jnp.nan
+  return model
+
+
+def test_nan_loss_names_phase_and_step_and_leaves_no_run_folder(tiny_cfg):
+  cfg = tiny_cfg.replace(run_name="nan_run")
+  with pytest.raises(NonFiniteLossError, match=r"phase 'mix' at step 0"):
+    train(cfg, _nan_under_reverse, progress=False)
+  assert not os.path.exists(os.path.join(cfg.out_dir, "nan_run"))
+  assert not [n for n in os.listdir(cfg.out_dir) if n.startswith(".partial")]
+
+
+def test_lr_schedule_warms_up_then_decays_to_zero():
+  cfg = make_config("tiny", lr=1.0, warmup_steps=10)
+  sched = lr_schedule(cfg, 110)
+  assert float(sched(0)) == 0.0
+  assert float(sched(5)) == pytest.approx(0.5)
+  assert float(sched(10)) == pytest.approx(1.0)
+  assert float(sched(60)) == pytest.approx(0.5, abs=1e-6)
+  assert float(sched(110)) == pytest.approx(0.0, abs=1e-7)
+  # the paper's 64-step phase 1 never leaves its 100-step warmup
+  short = lr_schedule(make_config("paper", lr=1.0), 64)
+  assert float(short(63)) == pytest.approx(0.63)
+
+
+def test_data_sets_follow_protocol():
+  cfg = make_config("paper")
+  data = D.make_data(cfg, jax.random.key(3))
+  assert data["useful"].shape == (19 * 128, 16) and data["heldout"].shape == (128, 16)
+  assert data["control"].shape == (128, 16)
+  assert int(data["useful"].max()) < 26 and int(data["useful"].min()) >= 0
+  assert cfg.dpo_steps == 1200 and cfg.mix_steps_resolved == 1200
+  again = D.make_data(cfg, jax.random.key(3))
+  assert all(np.array_equal(data[k], again[k]) for k in data)
+  idx = np.asarray(D.epoch_indices(jax.random.key(0), 10, 5, 4))  # 20 draws = 2 epochs
+  assert sorted(idx.reshape(-1)[:10]) == list(range(10))
+  assert sorted(idx.reshape(-1)[10:]) == list(range(10))
