@@ -211,7 +211,7 @@ class NonFiniteLossError(FloatingPointError):
   pass
 
 
-def init_state(cfg: Config, make_model: Callable, keys, data):
+def init_state(row_cfgs: list[Config], make_model: Callable, keys, data):
   """Builds one model per seed and stacks their states on a leading seed axis.
 
   A plain loop, not a vmap: a factory sees concrete NumPy data (the toy builds its memory's
@@ -221,7 +221,7 @@ def init_state(cfg: Config, make_model: Callable, keys, data):
   states, models = [], []
   for i in range(len(keys)):
     seed_data = {k: np.asarray(v[i]) for k, v in data.items()}
-    model = make_model(cfg, seed_data, nnx.Rngs(keys[i]))
+    model = make_model(row_cfgs[i], seed_data, nnx.Rngs(keys[i]))
     graphdef, params, rest = nnx.split(model, nnx.Param, ...)
     states.append((nnx.to_pure_dict(params), nnx.to_pure_dict(rest)))
     models.append(model)
@@ -233,10 +233,14 @@ def init_state(cfg: Config, make_model: Callable, keys, data):
 # these (another seed, output folder or hand-set toy scalar) share compiled programs.
 _HOST_ONLY = dict(preset="", seed=0, n_seeds=1, out_dir="", run_name="", toy_a=0.0, toy_c=0.0,
                   toy_gain_add=0.0, toy_weights="", toy_train_sign=True, freeze_phase2=True)
+# Scalars that enter the compiled program as traced per-seed values, not constants: one
+# program then trains a grid of learning rates or loss weights side by side under vmap.
+HYPER = ("lr", "weight_decay", "clip_norm", "beta", "label_smoothing", "dpo_weight",
+         "ft_weight", "random_weight")
 
 
 def compile_key(cfg: Config) -> Config:
-  return cfg.replace(**_HOST_ONLY)
+  return cfg.replace(**_HOST_ONLY, **{k: 0.0 for k in HYPER})
 
 
 def _apply_fn(graphdef):
@@ -245,8 +249,8 @@ def _apply_fn(graphdef):
 
 @functools.partial(jax.jit, static_argnames=("cfg", "graphdef", "phase", "n_steps", "frozen"),
                    donate_argnums=(0, 1))
-def run_chunk(params, opt_state, ref, rest, data, tables, key, start, *, cfg, graphdef, phase,
-              n_steps, frozen):
+def run_chunk(params, opt_state, ref, rest, data, tables, key, hyper, start, *, cfg, graphdef,
+              phase, n_steps, frozen):
   """n_steps train steps of ``phase`` (scanned), then an evaluation; vmapped over seeds.
 
   Module-level and keyed by static arguments, so every chunk of a phase, and every run with
@@ -254,13 +258,17 @@ def run_chunk(params, opt_state, ref, rest, data, tables, key, start, *, cfg, gr
   is padded to n_steps) leave the state untouched and are flagged ``valid = 0``.
   """
   apply, n_total = _apply_fn(graphdef), phase_steps(cfg, phase)
-  tx = make_optimizer(cfg, n_total, _unflatten_labels(params, frozen))
+  labels = _unflatten_labels(params, frozen)
 
-  def one_seed(params, opt_state, ref, rest, data, tables, key):
+  def one_seed(params, opt_state, ref, rest, data, tables, key, hyper):
+    cfg_s = cfg.replace(**hyper)  # this seed's traced hyperparameters
+    tx = make_optimizer(cfg_s, n_total, labels)
+
     def step_fn(carry, step):
       params, opt_state = carry
       grad_fn = jax.value_and_grad(phase_loss, argnums=3, has_aux=True)
-      (_, metrics), grads = grad_fn(cfg, apply, phase, params, ref, rest, data, tables, step, key)
+      (_, metrics), grads = grad_fn(cfg_s, apply, phase, params, ref, rest, data, tables, step,
+                                    key)
       updates, new_opt_state = tx.update(grads, opt_state, params)
       valid = step < n_total
       keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(valid, a, b), new, old)
@@ -271,7 +279,7 @@ def run_chunk(params, opt_state, ref, rest, data, tables, key, start, *, cfg, gr
                                                 start + jnp.arange(n_steps))
     return params, opt_state, metrics, evaluate(cfg, apply, params, rest, data)
 
-  return jax.vmap(one_seed)(params, opt_state, ref, rest, data, tables, key)
+  return jax.vmap(one_seed)(params, opt_state, ref, rest, data, tables, key, hyper)
 
 
 def _unflatten_labels(params, frozen: tuple) -> dict:
@@ -303,22 +311,47 @@ def train(cfg: Config, make_model: Callable = build_model, *, progress: bool = T
   phase (for snapshots and tests). A non-finite loss raises NonFiniteLossError naming the
   phase and step; the run folder is written only after all phases succeed.
   """
-  validate(cfg)
-  seeds = cfg.seeds
+  return train_many([cfg], make_model, progress=progress, save=save,
+                    on_phase_end=on_phase_end)[0]
+
+
+def batchable(a: Config, b: Config) -> bool:
+  """Whether two configs can share one vmapped program (they differ only in HYPER/host fields)."""
+  same_labels = (a.freeze_phase2, a.toy_train_sign) == (b.freeze_phase2, b.toy_train_sign)
+  return compile_key(a) == compile_key(b) and same_labels
+
+
+def train_many(cfgs: list[Config], make_model: Callable = build_model, *, progress: bool = True,
+               save: bool = True, on_phase_end: Callable | None = None) -> list[RunResult]:
+  """Trains every seed of every config in one vmapped program; one RunResult per config.
+
+  The configs must be ``batchable``: a grid over learning rate, beta or loss weights (and
+  seeds) costs one compilation instead of one per point.
+  """
+  for c in cfgs:
+    validate(c)
+    if not batchable(cfgs[0], c):
+      raise ValueError("train_many: configs differ in more than seeds, toy scalars and "
+                       f"{HYPER}; train them separately")
+  cfg = cfgs[0]
+  seeds = [s for c in cfgs for s in c.seeds]
+  owner = [i for i, c in enumerate(cfgs) for _ in c.seeds]  # config index of each batch row
   keys = jnp.stack([jax.random.key_data(jax.random.key(s)) for s in seeds])
   keys = jax.vmap(lambda k: jax.random.split(jax.random.wrap_key_data(k), 4))(keys)
   k_data, k_init, k_tables, k_train = (keys[:, i] for i in range(4))
   data = jax.vmap(lambda k: D.make_data(cfg, k))(k_data)
   tables = jax.vmap(lambda k: make_tables(cfg, k))(k_tables)
-  graphdef, params, rest, model0 = init_state(cfg, make_model, k_init, data)
+  row_cfgs = [cfgs[i] for i in owner]
+  graphdef, params, rest, model0 = init_state(row_cfgs, make_model, k_init, data)
+  hyper = {k: jnp.asarray([getattr(c, k) for c in row_cfgs], jnp.float32) for k in HYPER}
 
   history: list[dict] = []
   static_cfg = compile_key(cfg)
-  _record(history, seeds, "init", 0, 0, {}, evaluate_seeds(params, rest, data, cfg=static_cfg,
-                                                            graphdef=graphdef))
+  evals = evaluate_seeds(params, rest, data, cfg=static_cfg, graphdef=graphdef)
+  _record(history, seeds, owner, "init", 0, 0, {}, evals)
   total = sum(phase_steps(cfg, p) for p in PHASES)
-  bar = tqdm(total=total, desc=f"{cfg.model} x{len(seeds)} seeds", disable=not progress,
-             unit="step", dynamic_ncols=True)
+  label = f"{cfg.model} x{len(seeds)}"
+  bar = tqdm(total=total, desc=label, disable=not progress, unit="step", dynamic_ncols=True)
   ref, global_step = None, 0  # phase 1 has no DPO term, so no reference yet
   try:
     for phase_i, phase in enumerate(PHASES):
@@ -328,15 +361,15 @@ def train(cfg: Config, make_model: Callable = build_model, *, progress: bool = T
       opt_state = jax.vmap(make_optimizer(cfg, n_total, labels).init)(params)
       phase_key = jax.vmap(lambda k: jax.random.fold_in(k, phase_i))(k_train)
       n = min(cfg.eval_every, n_total)
-      bar.set_description(f"{cfg.model} x{len(seeds)} seeds: {phase}")
+      bar.set_description(f"{label}: {phase}")
       for start in range(0, n_total, n):
         params, opt_state, metrics, evals = run_chunk(
-            params, opt_state, ref, rest, data, tables, phase_key, jnp.int32(start), cfg=static_cfg,
-            graphdef=graphdef, phase=phase, n_steps=n, frozen=frozen)
+            params, opt_state, ref, rest, data, tables, phase_key, hyper, jnp.int32(start),
+            cfg=static_cfg, graphdef=graphdef, phase=phase, n_steps=n, frozen=frozen)
         _check_finite(metrics, phase, start, seeds)
         done = min(n, n_total - start)
         global_step += done
-        _record(history, seeds, phase, start + done, global_step, metrics, evals)
+        _record(history, seeds, owner, phase, start + done, global_step, metrics, evals)
         bar.update(done)
       if phase == "pretrain":
         ref = jax.tree.map(jnp.copy, params)  # the frozen reference for DPO
@@ -345,21 +378,27 @@ def train(cfg: Config, make_model: Callable = build_model, *, progress: bool = T
   finally:
     bar.close()
 
-  summary = summarize(cfg, history)
-  result = RunResult(cfg, history, summary, graphdef, params, rest, data,
-                     _apply_fn(graphdef), None)
-  if save:
-    result.run_dir = save_run(result)
-  return result
+  results = []
+  for i, c in enumerate(cfgs):
+    rows = np.array([j for j, o in enumerate(owner) if o == i])
+    take = lambda tree: jax.tree.map(lambda x: x[rows], tree)
+    own = [{k: v for k, v in r.items() if k != "config"} for r in history if r["config"] == i]
+    result = RunResult(c, own, summarize(c, own), graphdef, take(params), take(rest),
+                       take(data), _apply_fn(graphdef), None)
+    if save:
+      result.run_dir = save_run(result)
+    results.append(result)
+  return results
 
 
-def _record(history, seeds, phase, step, global_step, metrics, evals):
+def _record(history, seeds, owner, phase, step, global_step, metrics, evals):
   valid = np.asarray(metrics.pop("valid", True), dtype=bool)
   train_means = {k: np.where(valid, np.asarray(v), 0).sum(-1) / np.maximum(valid.sum(-1), 1)
                  for k, v in metrics.items()}
   evals = {k: np.asarray(v) for k, v in evals.items()}
   for i, seed in enumerate(seeds):
-    row = {"seed": seed, "phase": phase, "step": step, "global_step": global_step}
+    row = {"config": owner[i], "seed": seed, "phase": phase, "step": step,
+           "global_step": global_step}
     row.update({f"train/{k}": float(v[i]) for k, v in train_means.items()})
     row.update({k: float(v[i]) for k, v in evals.items()})
     history.append(row)
