@@ -1,0 +1,73 @@
+"""Sweeps resume after an interruption, never recompute finished points, never leave torn files."""
+import json
+import os
+import types
+
+import numpy as np
+import pytest
+
+from toy import sweep
+from toy.config import make_config
+
+
+def _fake_train(calls, fail_on_call=None):
+  """Stands in for train_many: records which configs it was asked to train."""
+  def train_fn(cfgs, progress=False, save=False):
+    calls.append([c.lr for c in cfgs])
+    if fail_on_call is not None and len(calls) == fail_on_call:
+      raise KeyboardInterrupt  # as if the user pressed Ctrl-C mid-sweep
+    return [types.SimpleNamespace(summary=[{"seed": s, "lr": c.lr} for s in c.seeds],
+                                  history=[]) for c in cfgs]
+  return train_fn
+
+
+def _grid():
+  # two shapes (password_len) -> two groups; lr varies within a group
+  return [make_config("tiny", password_len=L, lr=lr) for L in (3, 4) for lr in (1e-3, 2e-3)]
+
+
+def test_interrupted_sweep_resumes_without_recomputing(tmp_path):
+  out, calls = str(tmp_path), []
+  with pytest.raises(KeyboardInterrupt):
+    sweep.run_sweep(_grid(), out, train_fn=_fake_train(calls, fail_on_call=2), progress=False)
+  finished = sorted(os.listdir(out))
+  assert len(finished) == 2 and all(n.endswith(".json") and not n.startswith(".") for n in finished)
+  calls.clear()
+  records = sweep.run_sweep(_grid(), out, train_fn=_fake_train(calls), progress=False)
+  assert calls == [[1e-3, 2e-3]]  # only the group that was interrupted
+  assert [r["summary"][0]["lr"] for r in records] == [1e-3, 2e-3, 1e-3, 2e-3]
+  calls.clear()
+  sweep.run_sweep(_grid(), out, train_fn=_fake_train(calls), progress=False)
+  assert calls == []  # everything on disk: nothing trains
+
+
+def test_write_killed_midway_leaves_old_file_and_no_partial(tmp_path, monkeypatch):
+  path = str(tmp_path / "point.json")
+  sweep.write_json_atomic(path, {"v": 1})
+
+  def torn_dump(obj, f):
+    f.write('{"v": 2, "trunc')
+    raise KeyboardInterrupt
+
+  monkeypatch.setattr(sweep.json, "dump", torn_dump)
+  with pytest.raises(KeyboardInterrupt):
+    sweep.write_json_atomic(path, {"v": 2})
+  monkeypatch.undo()
+  assert json.load(open(path)) == {"v": 1}
+  assert os.listdir(tmp_path) == ["point.json"]
+
+
+def test_point_id_ignores_output_location_but_not_content():
+  a = make_config("tiny")
+  assert sweep.point_id(a) == sweep.point_id(a.replace(out_dir="elsewhere", run_name="x"))
+  assert sweep.point_id(a) != sweep.point_id(a.replace(lr=2e-3))
+  assert sweep.point_id(a) != sweep.point_id(a.replace(seed=1))
+
+
+def test_paired_test_matches_hand_computation():
+  a, b = np.array([1.0, 2.0, 4.0]), np.array([0.5, 1.0, 2.5])
+  t = sweep.paired_test(a, b)  # diffs 0.5, 1.0, 1.5: mean 1, sd 0.5, t = 1/(0.5/sqrt 3)
+  assert t["mean"] == pytest.approx(1.0) and t["sd"] == pytest.approx(0.5)
+  assert t["t"] == pytest.approx(2 * np.sqrt(3))
+  assert 0.05 < t["p"] < 0.1
+  assert sweep.paired_test(a, 1.0)["mean"] == pytest.approx(4 / 3)

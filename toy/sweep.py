@@ -1,0 +1,109 @@
+"""Resumable sweeps and the statistics every report in this project uses.
+
+A sweep is a list of configs. Each finished config is one JSON file, named by a hash of the
+config, written to a temporary name and renamed into place: a sweep killed at any moment
+leaves only whole files, and a rerun skips them. Configs that differ only in seeds,
+learning rate or loss weights train together in one vmapped program (``train_many``).
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import tempfile
+from typing import Callable
+
+import numpy as np
+from scipy import stats
+
+from toy.config import Config
+from toy.engine import batchable, train_many
+
+_NOT_IDENTITY = ("out_dir", "run_name")  # where a run is written does not change what it is
+
+
+def point_id(cfg: Config) -> str:
+  fields = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in _NOT_IDENTITY}
+  return hashlib.sha1(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def point_path(out_dir: str, cfg: Config) -> str:
+  return os.path.join(out_dir, f"{point_id(cfg)}.json")
+
+
+def write_json_atomic(path: str, obj) -> None:
+  folder = os.path.dirname(path) or "."
+  os.makedirs(folder, exist_ok=True)
+  fd, tmp = tempfile.mkstemp(prefix=".partial-", suffix=".json", dir=folder)
+  try:
+    with os.fdopen(fd, "w") as f:
+      json.dump(obj, f)
+      f.flush()
+      os.fsync(f.fileno())
+    os.replace(tmp, path)
+  except BaseException:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+    raise
+
+
+def run_sweep(cfgs: list[Config], out_dir: str, *, train_fn: Callable = train_many,
+              progress: bool = True, keep_history: bool = True,
+              on_result: Callable | None = None) -> list[dict]:
+  """Trains every config not already on disk; returns one record per config, in order.
+
+  A record is {"config": {...}, "summary": [per-seed dicts], "history": [rows]}.
+  ``on_result(cfg, result)`` sees each fresh RunResult before it is written (e.g. to add
+  per-password measurements to the record via ``result.extra``).
+  """
+  groups: list[list[Config]] = []
+  for cfg in cfgs:
+    if os.path.exists(point_path(out_dir, cfg)):
+      continue
+    for group in groups:
+      if batchable(group[0], cfg):
+        group.append(cfg)
+        break
+    else:
+      groups.append([cfg])
+  for gi, group in enumerate(groups):
+    if progress:
+      print(f"sweep {out_dir}: group {gi + 1}/{len(groups)}, {len(group)} configs, "
+            f"{sum(c.n_seeds for c in group)} rows")
+    for cfg, result in zip(group, train_fn(group, progress=progress, save=False)):
+      record = {"config": dataclasses.asdict(cfg), "summary": result.summary,
+                "history": result.history if keep_history else []}
+      if on_result is not None:
+        record.update(on_result(cfg, result) or {})
+      write_json_atomic(point_path(out_dir, cfg), record)
+  records = []
+  for cfg in cfgs:
+    with open(point_path(out_dir, cfg)) as f:
+      records.append(json.load(f))
+  return records
+
+
+def paired_test(a, b) -> dict:
+  """Mean, sd of a-b across seeds with a paired t-test (two-sided); a 1-sample test if b is a
+  number (e.g. chance)."""
+  a = np.asarray(a, dtype=float)
+  diff = a - (np.asarray(b, dtype=float) if np.ndim(b) else float(b))
+  out = {"n": int(diff.size), "mean": float(diff.mean()),
+         "sd": float(diff.std(ddof=1)) if diff.size > 1 else float("nan")}
+  if diff.size > 1 and out["sd"] > 0:
+    t, p = stats.ttest_1samp(diff, 0.0)
+    out.update(t=float(t), p=float(p))
+  else:
+    out.update(t=float("nan"), p=float("nan"))
+  return out
+
+
+def fmt(test: dict, digits: int = 3) -> str:
+  """'mean ± sd (t=…, p=…)' for tables."""
+  return (f"{test['mean']:+.{digits}f} ± {test['sd']:.{digits}f} "
+          f"(t={test['t']:.2f}, p={test['p']:.2g})")
+
+
+def seed_values(record: dict, key: str) -> np.ndarray:
+  return np.array([s[key] for s in record["summary"]])
