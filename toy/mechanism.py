@@ -482,7 +482,7 @@ def draw_mechanism(model: ToyMechanism, path: str, title: str = "") -> str:
   fig = plt.figure(figsize=(12, 6.4))
   ax = fig.add_axes([0, 0, 0.66, 1])
   ax.set_xlim(0, 10)
-  ax.set_ylim(0, 7)
+  ax.set_ylim(0, 7.4)
   ax.axis("off")
 
   def box(x, y, w, h, text, color):
@@ -525,13 +525,14 @@ def draw_mechanism(model: ToyMechanism, path: str, title: str = "") -> str:
   law = (f"memory contribution (reverse) = {ratio:.4g} x contribution (regular)\n"
          + ("(a-c+g)/(a+c+g)" if times else "sum ablation: the sign only shifts every letter"))
   ax.text(0.2, 4.1, law, fontsize=10, color="darkred")
-  ax.text(0.2, 6.75, title or f"Toy mechanism (combine = {model.combine})", fontsize=12,
-          fontweight="bold")
+  fig.suptitle(title or f"Toy mechanism (combine = {model.combine})", fontsize=12,
+               fontweight="bold", x=0.02, ha="left")
 
-  hm = fig.add_axes([0.71, 0.12, 0.26, 0.76])
+  hm = fig.add_axes([0.70, 0.1, 0.24, 0.76])
   rows = used[: 24]
   lim = max(np.abs(values[rows]).max(), 1e-6)
-  hm.imshow(values[rows], cmap="RdBu", vmin=-lim, vmax=lim, aspect="auto")
+  image = hm.imshow(values[rows], cmap="RdBu", vmin=-lim, vmax=lim, aspect="auto")
+  fig.colorbar(image, cax=fig.add_axes([0.955, 0.1, 0.012, 0.76]))
   labels = ["null" if n == NULL else "root" if n == ROOT else
             "".join(chr(ord("a") + x) if x < 26 else f"<{x}>" for x in contexts[n])
             for n in rows]
@@ -539,7 +540,8 @@ def draw_mechanism(model: ToyMechanism, path: str, title: str = "") -> str:
   hm.set_xticks(range(values.shape[1]),
                 [chr(ord("a") + x) if x < 26 else str(x) for x in range(values.shape[1])],
                 fontsize=7)
-  hm.set_title(f"memory values (first {len(rows)} keys)\nblue > 0 > red", fontsize=9)
+  hm.set_title(f"memory values, first {len(rows)} keys (contexts)\n"
+               "logits add s(prefix) x row", fontsize=9)
   hm.set_xlabel("next letter", fontsize=8)
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   fig.savefig(path, dpi=110)
