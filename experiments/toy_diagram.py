@@ -66,8 +66,8 @@ def main(argv=None):
   print(f"toy, preset {cfg.preset}, seed {seed}, {stage}: per-token log-likelihood relative "
         f"to chance ({cfg.chance:.3f})")
   for prefix in PREFIXES:
-    print(f"  {prefix:>8}: " + "  ".join(f"{name} {evals[f'eval/{prefix}/{name}'] - cfg.chance:+.3f}"
-                                        for name in EVAL_SETS))
+    values = [evals[f"eval/{prefix}/{name}"] - cfg.chance for name in EVAL_SETS]
+    print(f"  {prefix:>8}: " + "  ".join(f"{n} {v:+.3f}" for n, v in zip(EVAL_SETS, values)))
   uplift = evals["eval/reverse/heldout"] - evals["eval/reverse/control"]
   print(f"  reverse held-out minus control: {uplift:+.3f}")
   print("  scalars:", model.scalars())

@@ -2,8 +2,8 @@
 
 A model is any ``flax.nnx`` module that maps ``tokens_BxT`` to ``logits_BxTxV`` and says which
 of its parameters are frozen in phase 2 (``phase2_frozen(path)``; optionally
-``always_frozen(path)`` and ``frozen_in(phase, path)``). The module is split once into a static graph and pure-dict state,
-and each phase is one ``jax.jit``-ed program that ``lax.scan``s ``eval_every`` steps and then
+``always_frozen(path)`` and ``frozen_in(phase, path)``). The module is split once into a
+static graph and pure-dict state, and each phase is one ``jax.jit``-ed program that ``lax.scan``s ``eval_every`` steps and then
 evaluates, ``jax.vmap``-ed over seeds. No Python runs per step or per example.
 
 Phases (PROTOCOL.md):
