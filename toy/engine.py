@@ -3,8 +3,8 @@
 A model is any ``flax.nnx`` module that maps ``tokens_BxT`` to ``logits_BxTxV`` and says which
 of its parameters are frozen in phase 2 (``phase2_frozen(path)``; optionally
 ``always_frozen(path)`` and ``frozen_in(phase, path)``). The module is split once into a
-static graph and pure-dict state, and each phase is one ``jax.jit``-ed program that ``lax.scan``s ``eval_every`` steps and then
-evaluates, ``jax.vmap``-ed over seeds. No Python runs per step or per example.
+static graph and pure-dict state, and each phase is one ``jax.jit``-ed program that
+``lax.scan``s ``eval_every`` steps and then evaluates, ``jax.vmap``-ed over seeds. No Python runs per step or per example.
 
 Phases (PROTOCOL.md):
   pretrain: next-token loss on fresh random passwords, regular prefix.
@@ -105,7 +105,8 @@ def make_optimizer(cfg: Config, total_steps: int, labels: dict) -> optax.Gradien
 # ----------------------------------------------------------------------------- losses per phase
 
 def phase_steps(cfg: Config, phase: str) -> int:
-  return {"pretrain": cfg.pretrain_steps, "dpo": cfg.dpo_steps, "mix": cfg.mix_steps_resolved}[phase]
+  steps = {"pretrain": cfg.pretrain_steps, "dpo": cfg.dpo_steps, "mix": cfg.mix_steps_resolved}
+  return steps[phase]
 
 
 def make_tables(cfg: Config, key) -> dict:

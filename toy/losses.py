@@ -44,7 +44,8 @@ def dpo_loss(policy_chosen_B, policy_rejected_B, ref_chosen_B, ref_rejected_B, *
   elif kind == "ipo":
     losses_B = (h_B - 1 / (2 * beta)) ** 2
   else:
-    raise ValueError(f"invalid dpo_loss={kind!r}: allowed one of ['sigmoid', 'ipo', 'conservative']")
+    raise ValueError(
+        f"invalid dpo_loss={kind!r}: allowed one of ['sigmoid', 'ipo', 'conservative']")
   chosen_rewards_B = jax.lax.stop_gradient(beta * chosen_ratio_B)
   rejected_rewards_B = jax.lax.stop_gradient(beta * rejected_ratio_B)
   metrics = {
