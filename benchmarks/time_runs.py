@@ -1,0 +1,85 @@
+"""Wall time of one whole `cpu` run and of one phase-2 (DPO) step at the `paper` size.
+
+  python benchmarks/time_runs.py [--skip-cpu] [--paper-steps 3]
+
+The paper step is timed as a 1-step chunk of the engine's own compiled phase-2 program
+(compile excluded, median of --paper-steps calls; its evaluation of 6 x 128 sequences is
+timed separately and subtracted). Prints a markdown table and writes benchmarks/time_runs.md.
+"""
+import argparse
+import os
+import platform
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import toy
+from toy.config import make_config
+from toy import engine as E
+
+
+def time_cpu_run() -> float:
+  t0 = time.perf_counter()
+  E.train(make_config("cpu", out_dir="runs/bench"), progress=False, save=False)
+  return time.perf_counter() - t0
+
+
+def time_paper_dpo_step(repeats: int) -> dict:
+  cfg = make_config("paper", eval_every=1)
+  keys = jnp.stack([jax.random.split(jax.random.key(0), 4)])
+  data = jax.vmap(lambda k: E.D.make_data(cfg, k))(keys[:, 0])
+  tables = jax.vmap(lambda k: E.make_tables(cfg, k))(keys[:, 2])
+  graphdef, params, rest, model0 = E.init_state([cfg], E.build_model, keys[:, 1], data)
+  labels = E.trainable_labels(model0, jax.tree.map(lambda x: x[0], params), "dpo", cfg)
+  frozen = tuple(l == "frozen" for l in jax.tree.leaves(labels))
+  hyper = {k: jnp.asarray([getattr(cfg, k)], jnp.float32) for k in E.HYPER}
+  ref = jax.tree.map(jnp.copy, params)
+  opt = jax.vmap(E.make_optimizer(cfg, cfg.dpo_steps, labels).init)(params)
+  static = E.compile_key(cfg)
+  call = lambda p, o, s: E.run_chunk(p, o, ref, rest, data, tables, keys[:, 3], hyper,
+                                     jnp.int32(s), cfg=static, graphdef=graphdef, phase="dpo",
+                                     n_steps=1, frozen=frozen)
+  t0 = time.perf_counter()
+  params, opt, _, ev = call(params, opt, 0)
+  jax.block_until_ready(ev)
+  compile_s = time.perf_counter() - t0
+  steps, evals = [], []
+  for i in range(repeats):
+    t0 = time.perf_counter()
+    params, opt, _, ev = call(params, opt, i + 1)
+    jax.block_until_ready(ev)
+    steps.append(time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    jax.block_until_ready(E.evaluate_seeds(params, rest, data, cfg=static, graphdef=graphdef))
+    evals.append(time.perf_counter() - t0)
+  return {"first_call_s": compile_s, "chunk_s": float(np.median(steps)),
+          "eval_s": float(np.median(evals))}
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__)
+  parser.add_argument("--skip-cpu", action="store_true")
+  parser.add_argument("--paper-steps", type=int, default=3)
+  args = parser.parse_args()
+  toy.enable_compilation_cache()
+  lines = [f"machine: {os.cpu_count()} cores, {platform.processor() or platform.machine()}, "
+           f"jax {jax.__version__} on {jax.devices()[0].platform}; "
+           f"load average before: {os.getloadavg()}", "", "| measure | seconds |", "|---|---|"]
+  if not args.skip_cpu:
+    lines.append(f"| one `cpu` run, 1 seed, compile included (cache as found) | "
+                 f"{time_cpu_run():.1f} |")
+  p = time_paper_dpo_step(args.paper_steps)
+  lines += [f"| `paper` phase-2 step, first call (compile + step + eval) | {p['first_call_s']:.1f} |",
+            f"| `paper` phase-2 step + eval, median of {args.paper_steps} | {p['chunk_s']:.2f} |",
+            f"| `paper` evaluation alone, median | {p['eval_s']:.2f} |",
+            f"| `paper` phase-2 step alone (difference) | {p['chunk_s'] - p['eval_s']:.2f} |"]
+  text = "\n".join(lines)
+  print(text)
+  with open(os.path.join(os.path.dirname(__file__), "time_runs.md"), "w") as f:
+    f.write(f"# `python benchmarks/time_runs.py` ({time.strftime('%Y-%m-%d')})\n\n{text}\n")
+
+
+if __name__ == "__main__":
+  main()
