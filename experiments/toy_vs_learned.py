@@ -181,11 +181,14 @@ def main(argv=None):
   args = parser.parse_args(argv)
   if args.n_seeds is None:
     args.n_seeds = 2
-  learned_cfg = config_from_args(args, model="transformer")
-  toy_lr = {} if args.toy_lr is None else {"lr": args.toy_lr}
-  if args.lr is not None:  # a --lr meant for the learned model must not reach the toy
-    args.lr = None
-  toy_cfg = config_from_args(args, model="toy", **toy_lr)
+  try:
+    learned_cfg = config_from_args(args, model="transformer")
+    toy_lr = {} if args.toy_lr is None else {"lr": args.toy_lr}
+    if args.lr is not None:  # a --lr meant for the learned model must not reach the toy
+      args.lr = None
+    toy_cfg = config_from_args(args, model="toy", **toy_lr)
+  except ValueError as e:  # a bad value: say which field and its range, no traceback
+    parser.error(str(e))
   toy.enable_compilation_cache()
 
   results = {"toy (hand-built)": train(toy_cfg), "learned transformer": train(learned_cfg)}

@@ -15,7 +15,10 @@ def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
   add_config_args(parser)
-  cfg = config_from_args(parser.parse_args(argv))
+  try:
+    cfg = config_from_args(parser.parse_args(argv))
+  except ValueError as e:  # a bad value: say which field and its range, no traceback
+    parser.error(str(e))
   toy.enable_compilation_cache()
   result = train(cfg)
   record = {"summary": result.summary}
