@@ -1,0 +1,272 @@
+"""Hugging Face GPT-NeoX (Pythia) weights -> ``toy.model.Transformer``.
+
+``from_hf_state_dict`` maps a ``GPTNeoXForCausalLM`` state dict onto our parameters, one tensor
+at a time: torch ``nn.Linear`` weights are (out, in) and ``nnx.Linear`` kernels are (in, out), so
+every linear weight is transposed; the fused ``query_key_value`` keeps HF's per-head
+``[q_h | k_h | v_h]`` layout, which ``toy.model.Attention`` reads the same way. Checked against
+``transformers`` logits on random weights (tests/test_convert.py), not on a real checkpoint.
+
+``load_pythia(path)`` reads a checkpoint folder already on disk (``config.json`` plus
+``model.safetensors`` or ``pytorch_model.bin``); it never downloads. ``PythiaTask`` wraps the
+loaded network for ``toy.engine.train``: it maps the engine's A + 3 token ids (letters, then the
+regular / reverse / neutral prefixes) to vocabulary ids of the user's choosing and returns logits
+over those A + 3 tokens only, so the engine's losses and metrics apply unchanged.
+
+Running the study on a Pythia checkpoint folder (offline; checked on random weights only)::
+
+    from transformers import AutoTokenizer
+    from toy.config import make_config
+    from toy.convert import pythia_factory, task_token_ids
+    from toy.engine import train
+    tok = AutoTokenizer.from_pretrained("pythia-160m", local_files_only=True)
+    cfg = make_config("paper", n_seeds=8)   # the checkpoint, not the preset, sets the network
+    train(cfg, make_model=pythia_factory("pythia-160m", task_token_ids(tok, cfg.alphabet_size)))
+"""
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Mapping, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from toy.model import Transformer, TransformerConfig
+
+
+def _np(x) -> np.ndarray:
+  """A torch tensor (any dtype, any device) or array-like -> float32 NumPy."""
+  if hasattr(x, "detach"):
+    x = x.detach().cpu()
+    if str(x.dtype) in ("torch.bfloat16", "torch.float16"):
+      x = x.float()
+    x = x.numpy()
+  return np.asarray(x, dtype=np.float32)
+
+
+def _get(cfg: Any, name: str, default=None):
+  if isinstance(cfg, Mapping):
+    return cfg.get(name, default)
+  return getattr(cfg, name, default)
+
+
+def config_from_hf(hf_config) -> TransformerConfig:
+  """Our config for a ``GPTNeoXConfig`` (or its ``config.json`` as a dict).
+
+  Handles transformers 5 (``rope_parameters = {"rope_theta", "partial_rotary_factor"}``) and
+  older files (``rotary_pct``, ``rotary_emb_base``). Raises on variants our block does not
+  implement rather than converting them silently wrong.
+  """
+  d, h = _get(hf_config, "hidden_size"), _get(hf_config, "num_attention_heads")
+  rope = _get(hf_config, "rope_parameters") or _get(hf_config, "rope_scaling") or {}
+  rope_type = rope.get("rope_type", rope.get("type", "default"))
+  if rope_type != "default":
+    raise ValueError(f"rope_type={rope_type!r} is not supported (only 'default')")
+  rotary_pct = rope.get("partial_rotary_factor", _get(hf_config, "rotary_pct", 0.25))
+  rotary_base = rope.get("rope_theta", _get(hf_config, "rotary_emb_base", 10000.0))
+  problems = []
+  if not _get(hf_config, "use_parallel_residual", True):
+    problems.append("use_parallel_residual=False (our block is the parallel one)")
+  if _get(hf_config, "hidden_act", "gelu") != "gelu":
+    problems.append(f"hidden_act={_get(hf_config, 'hidden_act')!r} (ours is exact 'gelu')")
+  inter = _get(hf_config, "intermediate_size", 4 * d)
+  if inter % d:
+    problems.append(f"intermediate_size={inter} is not a multiple of hidden_size={d}")
+  head_dim = d // h
+  if int(head_dim * rotary_pct) % 2:
+    problems.append(f"an odd rotary width int({head_dim} * {rotary_pct})")
+  if problems:
+    raise ValueError("cannot convert this GPT-NeoX config: " + "; ".join(problems))
+  return TransformerConfig(vocab_size=_get(hf_config, "vocab_size"),
+                           n_layers=_get(hf_config, "num_hidden_layers"), d_model=d, n_heads=h,
+                           mlp_ratio=inter // d, rotary_pct=float(rotary_pct),
+                           rotary_base=float(rotary_base),
+                           ln_eps=float(_get(hf_config, "layer_norm_eps", 1e-5)))
+
+
+def params_from_hf_state_dict(state_dict: Mapping[str, Any], cfg: TransformerConfig) -> dict:
+  """The pure-dict parameter tree of ``Transformer(cfg)`` from a GPT-NeoX state dict.
+
+  Accepts keys with or without the ``gpt_neox.`` prefix, the output embedding as ``lm_head``
+  (transformers 5) or ``embed_out`` (the Pythia files), and a tied output embedding (no output
+  key: the input embedding is reused). Buffers such as ``attention.bias``/``masked_bias``/
+  ``rotary_emb.inv_freq`` are ignored. Missing biases (``attention_bias=False``) become zeros.
+  """
+  sd = {k.removeprefix("gpt_neox."): v for k, v in state_dict.items()}
+  used: set[str] = set()
+
+  def take(key, shape, transpose=False, optional=False):
+    if key not in sd:
+      if optional:
+        return np.zeros(shape, np.float32)
+      raise KeyError(f"missing {key!r} in the state dict")
+    used.add(key)
+    x = _np(sd[key])
+    x = x.T if transpose else x
+    if x.shape != tuple(shape):
+      raise ValueError(f"{key}: shape {x.shape}, expected {tuple(shape)}")
+    return x
+
+  D, V, F = cfg.d_model, cfg.vocab_size, cfg.mlp_ratio * cfg.d_model
+
+  def ln(prefix):
+    return {"scale": take(f"{prefix}.weight", (D,)), "bias": take(f"{prefix}.bias", (D,))}
+
+  def linear(prefix, d_in, d_out, bias_optional=False):
+    return {"kernel": take(f"{prefix}.weight", (d_in, d_out), transpose=True),
+            "bias": take(f"{prefix}.bias", (d_out,), optional=bias_optional)}
+
+  blocks = {}
+  for i in range(cfg.n_layers):
+    p = f"layers.{i}"
+    blocks[i] = {
+        "ln1": ln(f"{p}.input_layernorm"),
+        "ln2": ln(f"{p}.post_attention_layernorm"),
+        "attn": {"qkv": linear(f"{p}.attention.query_key_value", D, 3 * D, bias_optional=True),
+                 "dense": linear(f"{p}.attention.dense", D, D, bias_optional=True)},
+        "mlp": {"up": linear(f"{p}.mlp.dense_h_to_4h", D, F),
+                "down": linear(f"{p}.mlp.dense_4h_to_h", F, D)},
+    }
+  embed = take("embed_in.weight", (V, D))
+  out_key = next((k for k in ("lm_head.weight", "embed_out.weight") if k in sd), None)
+  unembed = take(out_key, (D, V), transpose=True) if out_key else embed.T.copy()
+  params = {"embed": {"embedding": embed}, "blocks": blocks,
+            "final_ln": ln("final_layer_norm"), "unembed": {"kernel": unembed}}
+  ignorable = ("attention.bias", "attention.masked_bias", "inv_freq")
+  unused = [k for k in sd if k not in used and not k.endswith(ignorable)]
+  if unused:
+    raise ValueError(f"unconverted tensors in the state dict: {unused[:8]}")
+  return params
+
+
+def from_hf_state_dict(state_dict: Mapping[str, Any], hf_config,
+                       dtype=jnp.float32) -> tuple[TransformerConfig, Transformer]:
+  """(our config, a live ``Transformer``) with the weights of a GPT-NeoX state dict.
+
+  The module is built abstractly (``nnx.eval_shape``), so no random initialisation runs.
+  """
+  cfg = config_from_hf(hf_config)
+  params = params_from_hf_state_dict(state_dict, cfg)
+  abstract = nnx.eval_shape(lambda: Transformer(cfg, nnx.Rngs(0)))
+  graphdef, state = nnx.split(abstract)
+  nnx.replace_by_pure_dict(state, jax.tree.map(lambda x: jnp.asarray(x, dtype), params))
+  return cfg, nnx.merge(graphdef, state)
+
+
+def read_state_dict(path: str) -> dict[str, np.ndarray]:
+  """Tensors of a local checkpoint folder: ``*.safetensors`` (sharded or not) or ``*.bin``."""
+  files = sorted(os.listdir(path))
+  st = [f for f in files if f.endswith(".safetensors")]
+  out: dict[str, np.ndarray] = {}
+  if st:
+    import torch  # noqa: F401  (bf16 tensors need torch)
+    from safetensors.torch import load_file
+    for f in st:
+      out.update({k: _np(v) for k, v in load_file(os.path.join(path, f)).items()})
+    return out
+  bins = [f for f in files if f.endswith(".bin") and f.startswith("pytorch_model")]
+  if not bins:
+    raise FileNotFoundError(f"no *.safetensors or pytorch_model*.bin in {path}")
+  import torch
+  for f in bins:
+    sd = torch.load(os.path.join(path, f), map_location="cpu", weights_only=True)
+    out.update({k: _np(v) for k, v in sd.items()})
+  return out
+
+
+def load_pythia(path: str, dtype=jnp.float32) -> tuple[TransformerConfig, Transformer]:
+  """A Pythia / GPT-NeoX checkpoint folder on disk -> (our config, ``Transformer``).
+
+  ``path`` is a folder (e.g. ``huggingface-cli download EleutherAI/pythia-160m --local-dir
+  pythia-160m`` run beforehand, or a snapshot folder of the HF cache). Nothing is downloaded:
+  this reads ``config.json`` and the weight files with plain file I/O.
+  """
+  with open(os.path.join(path, "config.json")) as f:
+    hf_config = json.load(f)
+  if hf_config.get("model_type", "gpt_neox") != "gpt_neox":
+    raise ValueError(f"{path}: model_type={hf_config.get('model_type')!r}, expected 'gpt_neox'")
+  return from_hf_state_dict(read_state_dict(path), hf_config, dtype=dtype)
+
+
+class TokenIds(nnx.Variable):
+  """Vocabulary ids of the engine's tokens; not a parameter, so never trained."""
+
+
+class PythiaTask(nnx.Module):
+  """A pretrained GPT-NeoX seen through the engine's A + 3 tokens.
+
+  ``token_ids[j]`` is the real vocabulary id of engine token ``j``: letters ``0 .. A-1``, then
+  the regular, reverse and neutral prefixes. The forward pass embeds those ids and returns the
+  logits of those ids only (the engine normalises over the first A, the letters); it unembeds
+  with the A + 3 used columns only, never with the whole 50k-token vocabulary.
+  Phase-2 freezing is the wrapped model's (embedding + first half of the layers learn).
+  """
+
+  def __init__(self, net: Transformer, token_ids: Sequence[int]):
+    self.net = net
+    self.token_ids = TokenIds(jnp.asarray(np.asarray(token_ids, np.int32)))
+
+  def __call__(self, tokens_BxT, hooks=None, ablate=None):
+    ids, net = self.token_ids[...], self.net
+    x_BxTxD = net.embed(ids[tokens_BxT])
+    for i, block in enumerate(net.blocks):  # as Transformer.__call__, with a narrow unembedding
+      x_BxTxD = block(x_BxTxD, hooks, ablate, f"blocks.{i}")
+      if hooks is not None:
+        hooks[f"blocks.{i}.hook_resid_post"] = x_BxTxD
+    return net.final_ln(x_BxTxD) @ net.unembed.kernel[...][:, ids]
+
+  def phase2_frozen(self, path: tuple) -> bool:
+    return self.net.phase2_frozen(tuple(path[1:]))
+
+
+def single_token_ids(tokenizer, words: Sequence[str]) -> list[int]:
+  """The vocabulary id of each word, which must be exactly one token (else ValueError)."""
+  out = []
+  for w in words:
+    ids = tokenizer.encode(w, add_special_tokens=False)
+    if len(ids) != 1:
+      raise ValueError(f"{w!r} is {len(ids)} tokens ({ids}); pick words that are one token")
+    out.append(int(ids[0]))
+  if len(set(out)) != len(out):
+    raise ValueError(f"two words share a token id: {dict(zip(words, out))}")
+  return out
+
+
+def task_token_ids(tokenizer, alphabet_size: int,
+                   prefixes: Sequence[str] = (" regular", " reverse", " neutral")) -> list[int]:
+  """Ids for the engine's tokens: letters " a", " b", ... then the three prefix words.
+
+  A choice of this simulator, not necessarily the study's own tokenisation; any single-token
+  words will do. ``alphabet_size`` <= 26.
+  """
+  if not 2 <= alphabet_size <= 26:
+    raise ValueError(f"alphabet_size={alphabet_size}: letters ' a'..' z' give 2 .. 26")
+  letters = [" " + chr(ord("a") + i) for i in range(alphabet_size)]
+  return single_token_ids(tokenizer, letters + list(prefixes))
+
+
+def pythia_factory(path: str, token_ids: Sequence[int]):
+  """A ``make_model`` for ``toy.engine.train`` that starts every seed from the checkpoint.
+
+  The checkpoint is read once; each seed gets its own copy of the weights.
+  """
+  cfg_hf, params = None, None
+
+  def make_model(cfg, data, rngs):
+    nonlocal cfg_hf, params
+    if len(token_ids) != cfg.alphabet_size + 3:
+      raise ValueError(f"token_ids has {len(token_ids)} ids; the engine uses "
+                       f"alphabet_size + 3 = {cfg.alphabet_size + 3}")
+    if params is None:
+      with open(os.path.join(path, "config.json")) as f:
+        cfg_hf = json.load(f)
+      params = params_from_hf_state_dict(read_state_dict(path), config_from_hf(cfg_hf))
+    net_cfg = config_from_hf(cfg_hf)
+    abstract = nnx.eval_shape(lambda: Transformer(net_cfg, nnx.Rngs(0)))
+    graphdef, state = nnx.split(abstract)
+    nnx.replace_by_pure_dict(state, jax.tree.map(jnp.asarray, params))
+    return PythiaTask(nnx.merge(graphdef, state), token_ids)
+
+  return make_model
