@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import copy
 import datetime
-import inspect
 import math
 import os
 import platform
@@ -114,28 +113,17 @@ def matmul_peak(sizes=(2048, 4096), repeats=5) -> dict:
 class EngineBench:
   """The state ``toy.engine.train`` builds before a phase, and a call of its ``run_chunk``.
 
-  Mirrors the preamble of ``toy.engine.train_many`` for one config; adapts to the two engine
-  signatures seen so far (with and without traced per-seed hyperparameters).
+  Built with ``toy.engine.setup``, the same preamble ``train_many`` runs, for one config.
   """
 
   def __init__(self, cfg, phase: str, n_seeds: int, n_steps: int):
     self.cfg, self.phase, self.n_steps = cfg, phase, n_steps
     cfg = cfg.replace(n_seeds=n_seeds)
-    seeds = cfg.seeds
-    keys = jnp.stack([jax.random.key_data(jax.random.key(s)) for s in seeds])
-    keys = jax.vmap(lambda k: jax.random.split(jax.random.wrap_key_data(k), 4))(keys)
-    k_data, k_init, k_tables, k_train = (keys[:, i] for i in range(4))
-    self.data = jax.vmap(lambda k: D.make_data(cfg, k))(k_data)
-    self.tables = jax.vmap(lambda k: E.make_tables(cfg, k))(k_tables)
-    first_arg = next(iter(inspect.signature(E.init_state).parameters))
-    cfg_arg = [cfg] * n_seeds if first_arg == "row_cfgs" else cfg
-    self.graphdef, self.params, self.rest, model0 = E.init_state(cfg_arg, E.build_model, k_init,
-                                                                  self.data)
-    self.extra = ()
-    self.static_cfg = cfg
-    if hasattr(E, "HYPER"):  # traced per-seed hyperparameters
-      self.extra = ({k: jnp.full((n_seeds,), getattr(cfg, k), jnp.float32) for k in E.HYPER},)
-      self.static_cfg = E.compile_key(cfg)
+    st = E.setup([cfg])
+    self.data, self.tables, self.k_train = st.data, st.tables, st.k_train
+    self.graphdef, self.params, self.rest, model0 = st.graphdef, st.params, st.rest, st.model0
+    self.hyper = st.hyper
+    self.static_cfg = E.compile_key(cfg)
     # A reference that differs from the policy, as after phase 1.
     self.ref = jax.tree.map(lambda x: x + 0.01, self.params)
     labels = E.trainable_labels(model0, jax.tree.map(lambda x: x[0], self.params), phase, cfg)
@@ -146,13 +134,13 @@ class EngineBench:
     n_total = E.phase_steps(cfg, phase)
     self.opt_state = jax.vmap(E.make_optimizer(cfg, n_total, labels).init)(self.params)
     phase_i = E.PHASES.index(phase)
-    self.key = jax.vmap(lambda k: jax.random.fold_in(k, phase_i))(k_train)
+    self.key = jax.vmap(lambda k: jax.random.fold_in(k, phase_i))(self.k_train)
     # Never past the phase's end: later steps would be computed but flagged invalid.
     self.n_steps = min(n_steps, n_total)
 
   def _args(self):
-    return ((self.params, self.opt_state, self.ref, self.rest, self.data, self.tables, self.key)
-            + self.extra + (jnp.int32(0),))
+    return (self.params, self.opt_state, self.ref, self.rest, self.data, self.tables, self.key,
+            self.hyper, jnp.int32(0))
 
   def _kw(self):
     return dict(cfg=self.static_cfg, graphdef=self.graphdef, phase=self.phase,

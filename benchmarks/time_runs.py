@@ -28,19 +28,16 @@ def time_cpu_run() -> float:
 
 def time_paper_dpo_step(repeats: int) -> dict:
   cfg = make_config("paper", eval_every=1)
-  keys = jnp.stack([jax.random.split(jax.random.key(0), 4)])
-  data = jax.vmap(lambda k: E.D.make_data(cfg, k))(keys[:, 0])
-  tables = jax.vmap(lambda k: E.make_tables(cfg, k))(keys[:, 2])
-  graphdef, params, rest, model0 = E.init_state([cfg], E.build_model, keys[:, 1], data)
-  labels = E.trainable_labels(model0, jax.tree.map(lambda x: x[0], params), "dpo", cfg)
+  st = E.setup([cfg])
+  params, rest, data = st.params, st.rest, st.data
+  labels = E.trainable_labels(st.model0, jax.tree.map(lambda x: x[0], params), "dpo", cfg)
   frozen = tuple(l == "frozen" for l in jax.tree.leaves(labels))
-  hyper = {k: jnp.asarray([getattr(cfg, k)], jnp.float32) for k in E.HYPER}
   ref = jax.tree.map(jnp.copy, params)
   opt = jax.vmap(E.make_optimizer(cfg, cfg.dpo_steps, labels).init)(params)
   static = E.compile_key(cfg)
-  call = lambda p, o, s: E.run_chunk(p, o, ref, rest, data, tables, keys[:, 3], hyper,
-                                     jnp.int32(s), cfg=static, graphdef=graphdef, phase="dpo",
-                                     n_steps=1, frozen=frozen)
+  call = lambda p, o, s: E.run_chunk(p, o, ref, rest, data, st.tables, st.k_train, st.hyper,
+                                     jnp.int32(s), cfg=static, graphdef=st.graphdef,
+                                     phase="dpo", n_steps=1, frozen=frozen)
   t0 = time.perf_counter()
   params, opt, _, ev = call(params, opt, 0)
   jax.block_until_ready(ev)
@@ -52,7 +49,8 @@ def time_paper_dpo_step(repeats: int) -> dict:
     jax.block_until_ready(ev)
     steps.append(time.perf_counter() - t0)
     t0 = time.perf_counter()
-    jax.block_until_ready(E.evaluate_seeds(params, rest, data, cfg=static, graphdef=graphdef))
+    jax.block_until_ready(E.evaluate_seeds(params, rest, data, cfg=static,
+                                           graphdef=st.graphdef))
     evals.append(time.perf_counter() - t0)
   return {"first_call_s": compile_s, "chunk_s": float(np.median(steps)),
           "eval_s": float(np.median(evals))}

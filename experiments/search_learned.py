@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import os
 
-import numpy as np
 
 import toy
 from toy.config import make_config

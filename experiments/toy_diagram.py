@@ -17,16 +17,9 @@ import numpy as np
 from flax import nnx
 
 import toy
-from toy import data as D
 from toy.config import _parse_bool, add_config_args, config_from_args
-from toy.engine import EVAL_SETS, PREFIXES, evaluate_seeds, train
+from toy.engine import EVAL_SETS, PREFIXES, evaluate_seeds, seed_data, train
 from toy.mechanism import build_toy, draw_mechanism, save_weights
-
-
-def seed_data(cfg, seed: int) -> dict:
-  """The fixed sets of one seed, derived from the seed exactly as toy.engine.train does."""
-  k_data = jax.random.split(jax.random.key(seed), 4)[0]
-  return {k: np.asarray(v) for k, v in D.make_data(cfg, k_data).items()}
 
 
 def evaluate_one(cfg, model, data) -> dict:

@@ -143,7 +143,7 @@ def plot_phases(results: dict, path: str):
     ax.set_title(f"{title}\nphases 1-2 under 'regular', phase 3 under 'reverse'; "
                  f"axis linear within ±{STRETCH}", fontsize=10)
     ax.set_xlabel("step (dotted: phase boundaries)")
-    ax.set_ylabel(f"log-lik − chance, nats/token (asinh scale)")
+    ax.set_ylabel("log-lik − chance, nats/token (asinh scale)")
     ax.legend(fontsize=8, loc="lower left")
   fig.tight_layout()
   fig.savefig(path, dpi=120)

@@ -10,7 +10,7 @@ import pytest
 
 from toy import data as D
 from toy.config import make_config
-from toy.engine import NonFiniteLossError, PHASES, build_model, lr_schedule, train
+from toy.engine import NonFiniteLossError, build_model, lr_schedule, train
 
 
 @pytest.fixture(scope="module")

@@ -322,6 +322,48 @@ def batchable(a: Config, b: Config) -> bool:
   return compile_key(a) == compile_key(b) and same_labels
 
 
+@dataclasses.dataclass
+class Setup:
+  """What ``train_many`` builds before phase 1; every array has a leading row axis S."""
+  seeds: list[int]
+  owner: list[int]  # config index of each row
+  data: dict
+  tables: dict
+  k_train: jax.Array
+  graphdef: object
+  params: dict
+  rest: dict
+  model0: nnx.Module  # row 0's model, for the freezing labels
+  hyper: dict
+
+
+def seed_keys(seeds: list[int]):
+  """(data, init, tables, train) keys per seed: the one place a seed becomes randomness."""
+  keys = jnp.stack([jax.random.key_data(jax.random.key(s)) for s in seeds])
+  keys = jax.vmap(lambda k: jax.random.split(jax.random.wrap_key_data(k), 4))(keys)
+  return tuple(keys[:, i] for i in range(4))
+
+
+def seed_data(cfg: Config, seed: int) -> dict:
+  """The fixed sets of one seed as NumPy arrays, exactly as a run with that seed sees them."""
+  k_data = seed_keys([seed])[0]
+  return {k: np.asarray(v[0]) for k, v in jax.vmap(lambda k: D.make_data(cfg, k))(k_data).items()}
+
+
+def setup(cfgs: list[Config], make_model: Callable = build_model) -> Setup:
+  """Data, step tables, models and traced hyperparameters for every seed of every config."""
+  cfg = cfgs[0]
+  seeds = [s for c in cfgs for s in c.seeds]
+  owner = [i for i, c in enumerate(cfgs) for _ in c.seeds]
+  k_data, k_init, k_tables, k_train = seed_keys(seeds)
+  data = jax.vmap(lambda k: D.make_data(cfg, k))(k_data)
+  tables = jax.vmap(lambda k: make_tables(cfg, k))(k_tables)
+  row_cfgs = [cfgs[i] for i in owner]
+  graphdef, params, rest, model0 = init_state(row_cfgs, make_model, k_init, data)
+  hyper = {k: jnp.asarray([getattr(c, k) for c in row_cfgs], jnp.float32) for k in HYPER}
+  return Setup(seeds, owner, data, tables, k_train, graphdef, params, rest, model0, hyper)
+
+
 def train_many(cfgs: list[Config], make_model: Callable = build_model, *, progress: bool = True,
                save: bool = True, on_phase_end: Callable | None = None) -> list[RunResult]:
   """Trains every seed of every config in one vmapped program; one RunResult per config.
@@ -335,16 +377,9 @@ def train_many(cfgs: list[Config], make_model: Callable = build_model, *, progre
       raise ValueError("train_many: configs differ in more than seeds, toy scalars and "
                        f"{HYPER}; train them separately")
   cfg = cfgs[0]
-  seeds = [s for c in cfgs for s in c.seeds]
-  owner = [i for i, c in enumerate(cfgs) for _ in c.seeds]  # config index of each batch row
-  keys = jnp.stack([jax.random.key_data(jax.random.key(s)) for s in seeds])
-  keys = jax.vmap(lambda k: jax.random.split(jax.random.wrap_key_data(k), 4))(keys)
-  k_data, k_init, k_tables, k_train = (keys[:, i] for i in range(4))
-  data = jax.vmap(lambda k: D.make_data(cfg, k))(k_data)
-  tables = jax.vmap(lambda k: make_tables(cfg, k))(k_tables)
-  row_cfgs = [cfgs[i] for i in owner]
-  graphdef, params, rest, model0 = init_state(row_cfgs, make_model, k_init, data)
-  hyper = {k: jnp.asarray([getattr(c, k) for c in row_cfgs], jnp.float32) for k in HYPER}
+  st = setup(cfgs, make_model)
+  seeds, owner, data, tables, k_train = st.seeds, st.owner, st.data, st.tables, st.k_train
+  graphdef, params, rest, model0, hyper = st.graphdef, st.params, st.rest, st.model0, st.hyper
 
   history: list[dict] = []
   static_cfg = compile_key(cfg)
