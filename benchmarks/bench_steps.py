@@ -121,13 +121,12 @@ class EngineBench:
     cfg = cfg.replace(n_seeds=n_seeds)
     st = E.setup([cfg])
     self.data, self.tables, self.k_train = st.data, st.tables, st.k_train
-    self.graphdef, self.params, self.rest, model0 = st.graphdef, st.params, st.rest, st.model0
+    self.graphdef, self.params, self.rest = st.graphdef, st.params, st.rest
     self.hyper = st.hyper
     self.static_cfg = E.compile_key(cfg)
     # A reference that differs from the policy, as after phase 1.
     self.ref = jax.tree.map(lambda x: x + 0.01, self.params)
-    labels = E.trainable_labels(model0, jax.tree.map(lambda x: x[0], self.params), phase, cfg)
-    self.frozen = tuple(lab == "frozen" for lab in jax.tree.leaves(labels))
+    labels, self.frozen = st.phase_labels(cfg, phase)
     self.n_trainable = sum(int(np.prod(x.shape[1:])) for x, lab in
                            zip(jax.tree.leaves(self.params), jax.tree.leaves(labels))
                            if lab == "train")

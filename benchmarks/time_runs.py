@@ -30,8 +30,7 @@ def time_paper_dpo_step(repeats: int) -> dict:
   cfg = make_config("paper", eval_every=1)
   st = E.setup([cfg])
   params, rest, data = st.params, st.rest, st.data
-  labels = E.trainable_labels(st.model0, jax.tree.map(lambda x: x[0], params), "dpo", cfg)
-  frozen = tuple(l == "frozen" for l in jax.tree.leaves(labels))
+  labels, frozen = st.phase_labels(cfg, "dpo")
   ref = jax.tree.map(jnp.copy, params)
   opt = jax.vmap(E.make_optimizer(cfg, cfg.dpo_steps, labels).init)(params)
   static = E.compile_key(cfg)

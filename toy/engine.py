@@ -336,6 +336,13 @@ class Setup:
   model0: nnx.Module  # row 0's model, for the freezing labels
   hyper: dict
 
+  def phase_labels(self, cfg: Config, phase: str) -> tuple[dict, tuple]:
+    """The optimizer's label tree for ``phase`` and the hashable frozen flags run_chunk takes."""
+    # Shapes only: labels depend on paths, and train_many donates the arrays themselves.
+    one_row = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape[1:], x.dtype), self.params)
+    labels = trainable_labels(self.model0, one_row, phase, cfg)
+    return labels, tuple(label == "frozen" for label in jax.tree.leaves(labels))
+
 
 def seed_keys(seeds: list[int]):
   """(data, init, tables, train) keys per seed: the one place a seed becomes randomness."""
@@ -379,7 +386,7 @@ def train_many(cfgs: list[Config], make_model: Callable = build_model, *, progre
   cfg = cfgs[0]
   st = setup(cfgs, make_model)
   seeds, owner, data, tables, k_train = st.seeds, st.owner, st.data, st.tables, st.k_train
-  graphdef, params, rest, model0, hyper = st.graphdef, st.params, st.rest, st.model0, st.hyper
+  graphdef, params, rest, hyper = st.graphdef, st.params, st.rest, st.hyper
 
   history: list[dict] = []
   static_cfg = compile_key(cfg)
@@ -392,8 +399,7 @@ def train_many(cfgs: list[Config], make_model: Callable = build_model, *, progre
   try:
     for phase_i, phase in enumerate(PHASES):
       n_total = phase_steps(cfg, phase)
-      labels = trainable_labels(model0, jax.tree.map(lambda x: x[0], params), phase, cfg)
-      frozen = tuple(label == "frozen" for label in jax.tree.leaves(labels))
+      labels, frozen = st.phase_labels(cfg, phase)
       opt_state = jax.vmap(make_optimizer(cfg, n_total, labels).init)(params)
       phase_key = jax.vmap(lambda k: jax.random.fold_in(k, phase_i))(k_train)
       n = min(cfg.eval_every, n_total)
