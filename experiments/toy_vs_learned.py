@@ -32,37 +32,47 @@ import toy
 from toy import data as D
 from toy.config import add_config_args, config_from_args
 from toy.engine import train
+from toy.plots import STRETCH, phase_curves
 from toy.sweep import fmt, paired_test, write_json_atomic
 
-SETS = {"control": "tab:gray", "useful": "tab:blue", "heldout": "tab:red"}
-STRETCH = 0.02  # nats/token: below this the asinh axis is linear, above it logarithmic
 
 
-def target_logits(result, set_name: str, which: int) -> np.ndarray:
-  """Per password (S x N): the logit of each true next letter minus the mean logit over the
-  alphabet, averaged over the password's tokens.
+LAW_SETS = ("useful", "heldout")
+LAW_PREFIXES = (D.REGULAR, D.REVERSE)
+
+
+def target_logits(result) -> dict:
+  """Per set and prefix, per password (S x N): the logit of each true next letter minus the
+  mean logit over the alphabet, averaged over the password's tokens.
 
   This is the quantity the toy's law is about: the toy's centred logits are s(prefix) times
   its memory row, so for every password, useful or held-out, the value under "reverse" is
   exactly (a-c+g)/(a+c+g) times the value under "regular". Log-likelihoods are not: softmax
   saturates (a useful negative fine-tuned to probability ~1 cannot rise further).
+  One jitted forward pass covers both sets under both prefixes for all seeds.
   """
   cfg, apply = result.cfg, result.apply
+  names = [(s, w) for s in LAW_SETS for w in LAW_PREFIXES]
 
-  def one_seed(params, rest, pw_NxL):
-    logits = apply(params, rest, D.model_inputs(cfg, pw_NxL, which))[..., :cfg.alphabet_size]
+  def one_seed(params, rest, data):
+    pws = [data[s] for s, _ in names]
+    inputs = jnp.concatenate([D.model_inputs(cfg, pw, w) for pw, (_, w) in zip(pws, names)])
+    logits = apply(params, rest, inputs)[..., :cfg.alphabet_size]
     centred = logits - logits.mean(-1, keepdims=True)
-    return jnp.take_along_axis(centred, pw_NxL[..., None], axis=-1)[..., 0].mean(-1)
+    per_pw = jnp.take_along_axis(centred, jnp.concatenate(pws)[..., None], axis=-1)[..., 0]
+    return jnp.split(per_pw.mean(-1), np.cumsum([pw.shape[0] for pw in pws])[:-1])
 
-  return np.asarray(jax.vmap(one_seed)(result.params, result.rest, result.data[set_name]))
+  data = {s: result.data[s] for s in LAW_SETS}
+  out = jax.jit(jax.vmap(one_seed))(result.params, result.rest, data)
+  return {name: np.asarray(v) for name, v in zip(names, out)}
 
 
 def law_slopes(result) -> dict:
   """Least-squares slope through the origin of reverse on regular centred target logits, per
   seed and set: the toy's law predicts one slope, (a-c+g)/(a+c+g), for both sets."""
-  out = {}
-  for s in ["useful", "heldout"]:
-    x, y = target_logits(result, s, D.REGULAR), target_logits(result, s, D.REVERSE)
+  out, logits = {}, target_logits(result)
+  for s in LAW_SETS:
+    x, y = logits[(s, D.REGULAR)], logits[(s, D.REVERSE)]
     out[s] = (x * y).sum(-1) / (x * x).sum(-1)
     out[f"points/{s}"] = (x.reshape(-1), y.reshape(-1))
   return out
@@ -119,32 +129,9 @@ def table(rows: dict[str, dict], n_seeds: int) -> str:
 def plot_phases(results: dict, path: str):
   fig, axes = plt.subplots(1, len(results), figsize=(6.5 * len(results), 4.5), squeeze=False)
   for ax, (title, result) in zip(axes[0], results.items()):
-    cfg, hist = result.cfg, result.history
-    ends = {}
-    for s in cfg.seeds:
-      rows = [r for r in hist if r["seed"] == s]
-      x = np.array([r["global_step"] for r in rows])
-      for name, color in SETS.items():
-        # PROTOCOL: phases 1-2 are read under "regular", phase 3 under "reverse"
-        y = np.array([r[f"eval/{'reverse' if r['phase'] == 'mix' else 'regular'}/{name}"]
-                      for r in rows]) - cfg.chance
-        ax.plot(x, y, color=color, alpha=0.25, lw=0.8)
-        ends.setdefault(name, []).append(y)
-      for r in rows:
-        ends.setdefault(r["phase"], r["global_step"])
-    for name, color in SETS.items():
-      ax.plot(x, np.mean(ends[name], axis=0), color=color, lw=2, label=f"{name} (mean)")
-    for phase in ["pretrain", "dpo"]:
-      ax.axvline(max(r["global_step"] for r in hist if r["phase"] == phase), color="k",
-                 lw=0.6, ls=":")
-    ax.axhline(0.0, color="k", ls="--", lw=1, label=f"chance (-log {cfg.alphabet_size})")
-    ax.set_yscale("function", functions=(lambda v: np.arcsinh(v / STRETCH),
-                                         lambda v: STRETCH * np.sinh(v)))
-    ax.set_title(f"{title}\nphases 1-2 under 'regular', phase 3 under 'reverse'; "
-                 f"axis linear within ±{STRETCH}", fontsize=10)
-    ax.set_xlabel("step (dotted: phase boundaries)")
-    ax.set_ylabel("log-lik − chance, nats/token (asinh scale)")
-    ax.legend(fontsize=8, loc="lower left")
+    phase_curves(ax, result.cfg, result.history,
+                 f"{title}\nphases 1-2 under 'regular', phase 3 under 'reverse'; "
+                 f"axis linear within ±{STRETCH}")
   fig.tight_layout()
   fig.savefig(path, dpi=120)
   plt.close(fig)

@@ -65,9 +65,16 @@ def test_run_folder_has_config_metrics_and_params(tiny_run):
   for key in ["rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies",
               "logps/chosen", "logps/rejected"]:
     assert rows[-1][f"train/{key}"] != ""
-  for prefix in ["regular", "reverse"]:
-    for name in ["control", "useful", "heldout"]:
-      assert np.isfinite(float(rows[-1][f"eval/{prefix}/{name}"]))
+  # PROTOCOL's reading: "regular" in phases 1-2, "reverse" in phase 3, both at initialisation
+  expected = {"init": {"regular", "reverse"}, "pretrain": {"regular"}, "dpo": {"regular"},
+              "mix": {"reverse"}}
+  for row in rows:
+    for prefix in ["regular", "reverse"]:
+      for name in ["control", "useful", "heldout"]:
+        value = row[f"eval/{prefix}/{name}"]
+        assert (value != "") == (prefix in expected[row["phase"]]), (row["phase"], prefix)
+        if value != "":
+          assert np.isfinite(float(value))
   params = np.load(os.path.join(result.run_dir, "params.npz"))
   assert params["unembed/kernel"].shape == (1, cfg.d_model, D.vocab_size(cfg))
 
@@ -128,3 +135,17 @@ def test_data_sets_follow_protocol():
   idx = np.asarray(D.epoch_indices(jax.random.key(0), 10, 5, 4))  # 20 draws = 2 epochs
   assert sorted(idx.reshape(-1)[:10]) == list(range(10))
   assert sorted(idx.reshape(-1)[10:]) == list(range(10))
+
+
+def test_evaluating_both_prefixes_changes_no_training_and_adds_the_other_prefix(tiny_run, tiny_cfg):
+  protocol, _ = tiny_run
+  both = train(tiny_cfg.replace(eval_prefixes="both"), progress=False, save=False)
+  for a, b in zip(jax.tree.leaves(protocol.params), jax.tree.leaves(both.params)):
+    assert np.array_equal(np.asarray(a), np.asarray(b))
+  for row_p, row_b in zip(protocol.history, both.history):
+    assert set(row_p) < set(row_b) or row_p["phase"] == "init"
+    for key, value in row_p.items():
+      # the evaluation batch is twice as large, which XLA may round differently
+      assert row_b[key] == pytest.approx(value, abs=1e-5), key
+  mix_b = [r for r in both.history if r["phase"] == "mix"][-1]
+  assert np.isfinite(mix_b["eval/regular/heldout"])

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from toy import sweep
-from toy.config import make_config
+from toy.config import Config, make_config
+from toy.sweep import point_id
 
 
 def _fake_train(calls, fail_on_call=None):
@@ -71,3 +72,14 @@ def test_paired_test_matches_hand_computation():
   assert t["t"] == pytest.approx(2 * np.sqrt(3))
   assert 0.05 < t["p"] < 0.1
   assert sweep.paired_test(a, 1.0)["mean"] == pytest.approx(4 / 3)
+
+
+def test_every_committed_search_point_is_still_found_under_its_name():
+  """Config fields added later must not re-hash stored points (resuming would retrain them)."""
+  folder = os.path.join(os.path.dirname(__file__), "..", "results", "search")
+  names = [n for n in os.listdir(folder) if n.endswith(".json")]
+  assert names
+  for name in names:
+    with open(os.path.join(folder, name)) as f:
+      stored = json.load(f)["config"]
+    assert point_id(Config(**stored)) + ".json" == name

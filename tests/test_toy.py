@@ -41,7 +41,8 @@ def _snapshotting_train(cfg):
 
 @pytest.fixture(scope="module")
 def times_run():
-  return _snapshotting_train(train_cfg())
+  # both prefixes at every evaluation: one test compares them through phases 1-2
+  return _snapshotting_train(train_cfg(eval_prefixes="both"))
 
 
 @pytest.fixture(scope="module")

@@ -56,6 +56,9 @@ class Config:
   seed: int = 0
   n_seeds: int = 1  # seeds seed .. seed+n_seeds-1, trained together under jax.vmap
   eval_every: int = 5
+  # "protocol": evaluate under PROTOCOL's prefix only ("regular" in phases 1-2, "reverse" in
+  # phase 3), which halves the evaluation cost; "both": every prefix at every evaluation.
+  eval_prefixes: str = "protocol"
   out_dir: str = "runs"
   run_name: str = ""  # "" means derived from model, preset and seeds
 
@@ -134,7 +137,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 TOY_OVERRIDES: dict[str, Any] = dict(lr=1e-1, weight_decay=0.0)
 
 _CHOICES = {"model": ("transformer", "toy"), "dpo_loss": ("sigmoid", "ipo", "conservative"),
-            "toy_combine": ("times", "sum")}
+            "toy_combine": ("times", "sum"), "eval_prefixes": ("protocol", "both")}
 
 
 def _err(field: str, allowed: str, value) -> ValueError:

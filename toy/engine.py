@@ -38,6 +38,15 @@ from toy.losses import dpo_loss, token_logps
 PHASES = ("pretrain", "dpo", "mix")
 EVAL_SETS = ("control", "useful", "heldout")
 PREFIXES = {"regular": D.REGULAR, "reverse": D.REVERSE}
+# PROTOCOL.md reads phases 1-2 under "regular" and phase 3 under "reverse".
+PROTOCOL_PREFIX = {"pretrain": "regular", "dpo": "regular", "mix": "reverse"}
+
+
+def eval_prefixes(cfg: Config, phase: str) -> tuple[str, ...]:
+  """The prefixes evaluated after a chunk of ``phase`` (both at initialisation)."""
+  if cfg.eval_prefixes == "both" or phase not in PROTOCOL_PREFIX:
+    return tuple(PREFIXES)
+  return (PROTOCOL_PREFIX[phase],)
 
 
 # ----------------------------------------------------------------------------- models
@@ -160,11 +169,12 @@ def phase_loss(cfg: Config, apply: Callable, phase: str, params, ref, rest, data
   return loss, metrics
 
 
-def evaluate(cfg: Config, apply: Callable, params, rest, data) -> dict:
+def evaluate(cfg: Config, apply: Callable, params, rest, data,
+             prefixes: tuple[str, ...] = tuple(PREFIXES)) -> dict:
   """Mean per-token log-likelihood of each eval set under each prefix (one forward pass)."""
   E = cfg.eval_size
   sets = {"control": data["control"], "useful": data["useful"][:E], "heldout": data["heldout"][:E]}
-  names = [(p, s) for p in PREFIXES for s in EVAL_SETS]
+  names = [(p, s) for p in prefixes for s in EVAL_SETS]
   inputs = jnp.concatenate([D.model_inputs(cfg, sets[s], PREFIXES[p]) for p, s in names])
   targets = jnp.concatenate([sets[s] for _, s in names])
   per_set = token_logps(apply(params, rest, inputs), targets, cfg.alphabet_size).reshape(
@@ -278,7 +288,8 @@ def run_chunk(params, opt_state, ref, rest, data, tables, key, hyper, start, *, 
 
     (params, opt_state), metrics = jax.lax.scan(step_fn, (params, opt_state),
                                                 start + jnp.arange(n_steps))
-    return params, opt_state, metrics, evaluate(cfg, apply, params, rest, data)
+    evals = evaluate(cfg, apply, params, rest, data, eval_prefixes(cfg, phase))
+    return params, opt_state, metrics, evals
 
   return jax.vmap(one_seed)(params, opt_state, ref, rest, data, tables, key, hyper)
 

@@ -21,10 +21,15 @@ from toy.config import Config
 from toy.engine import batchable, train_many
 
 _NOT_IDENTITY = ("out_dir", "run_name")  # where a run is written does not change what it is
+# Fields added after points were stored: at their default they leave the hash as it was, so
+# stored points stay valid (evaluating fewer prefixes does not change training; stored
+# histories hold both prefixes, a superset).
+_HASHED_IF_NOT = {"eval_prefixes": "protocol"}
 
 
 def point_id(cfg: Config) -> str:
-  fields = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in _NOT_IDENTITY}
+  fields = {k: v for k, v in dataclasses.asdict(cfg).items()
+            if k not in _NOT_IDENTITY and _HASHED_IF_NOT.get(k, object()) != v}
   return hashlib.sha1(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:12]
 
 

@@ -1,0 +1,230 @@
+"""The study's four figures (PROTOCOL.md, "Figures of the study"), regenerated with our learned
+transformer trained from scratch.
+
+  python experiments/paper_figures.py                        # CPU scale: preset cpu, 3 seeds
+  python experiments/paper_figures.py --figure ablations     # one figure (repeatable flag)
+  python experiments/paper_figures.py --plot-only            # redraw from the stored points
+  python experiments/paper_figures.py --preset paper --n_seeds 5   # the paper's scale, on a GPU
+
+  1 phases              log-lik of the three sets over the three phases, one line per seed + mean
+  2 heldout_proportion  held-out vs control against the held-out share of the negatives
+  3 model_size          held-out vs control against the size of our transformer
+  4 ablations           prefix + freeze (reference), no prefix + freeze, prefix + no freeze
+
+Every grid point is one config trained by toy.sweep.run_sweep: one JSON per point in
+results/paper_figures/<preset>/, written atomically, so an interrupted run resumes where it
+stopped and --plot-only redraws without training. Every Config field is a flag and applies to
+every point (the swept field excepted). Writes figures/paper_<figure>_<preset>.png and a
+table of the plotted numbers (mean ± sd over seeds, t-tests) to
+results/paper_figures/<preset>/table.md.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import jax
+import numpy as np
+from flax import nnx
+
+import toy
+from toy.config import Config, add_config_args, config_from_args
+from toy.engine import build_model
+from toy.plots import SET_COLORS, SET_LABELS, chance_line, mean_sd_errorbar, phase_curves, \
+    stretch_yaxis
+from toy.sweep import fmt, paired_test, point_path, run_sweep, seed_values
+
+FIGURES = ("phases", "heldout_proportion", "model_size", "ablations")
+MAX_HELDOUT_SHARE = 0.45  # the study swept 5% .. 45%
+# (n_layers, d_model, n_heads) per preset. The paper's ladder follows Pythia 70m / 160m / 410m.
+SIZES = {"paper": [(6, 512, 8), (12, 768, 12), (24, 1024, 16)],
+         "cpu": [(2, 32, 4), (4, 64, 4), (4, 128, 4)],
+         "interp": [(2, 32, 4), (4, 64, 4), (4, 128, 4)]}
+ABLATIONS = {"prefix + freeze (reference)": {},
+             "no prefix + freeze": {"use_prefix": False},
+             "prefix + no freeze": {"freeze_phase2": False}}
+WHEN = {"final": "end of phase 3", "max": "max over phase 3"}
+
+
+def heldout_batches(cfg: Config) -> list[int]:
+  """Held-out batch counts whose share of the negatives lies in the study's range; at most five
+  values (every other one when there are more, e.g. 1, 3, .., 9 of 20 at the paper's scale)."""
+  ks = [k for k in range(1, cfg.n_neg_batches) if k / cfg.n_neg_batches <= MAX_HELDOUT_SHARE]
+  return ks[::2] if len(ks) > 5 else ks
+
+
+def model_sizes(cfg: Config) -> list[tuple[int, int, int]]:
+  default = [(max(1, cfg.n_layers // 2), cfg.d_model // 2, cfg.n_heads),
+             (cfg.n_layers, cfg.d_model, cfg.n_heads), (cfg.n_layers, 2 * cfg.d_model, cfg.n_heads)]
+  return SIZES.get(cfg.preset, default)
+
+
+def points(base: Config) -> dict[str, list[tuple[str, Config]]]:
+  """(label, config) of every point of every figure; the reference point appears in all four."""
+  def with_heldout(k):
+    # the fixed sets draw eval_size passwords from the held-out set, so it must fit
+    return base.replace(n_heldout_batches=k, eval_size=min(base.eval_size, k * base.batch_size))
+  return {
+      "phases": [("reference", base)],
+      "heldout_proportion": [(f"{k / base.n_neg_batches:.2f}", with_heldout(k))
+                             for k in heldout_batches(base)],
+      "model_size": [(f"{n}L d{d}", base.replace(n_layers=n, d_model=d, n_heads=h))
+                     for n, d, h in model_sizes(base)],
+      "ablations": [(label, base.replace(**kw)) for label, kw in ABLATIONS.items()],
+  }
+
+
+def n_params(cfg: Config) -> int:
+  """Parameter count of the transformer, from shapes only (nothing is allocated)."""
+  model = nnx.eval_shape(lambda: build_model(cfg, {}, nnx.Rngs(0)))
+  return sum(math.prod(x.shape) for x in jax.tree.leaves(nnx.state(model, nnx.Param)))
+
+
+def load_point(out: str, cfg: Config) -> dict:
+  with open(point_path(out, cfg)) as f:
+    return json.load(f)
+
+
+def values(record: dict, name: str, when: str) -> np.ndarray:
+  return seed_values(record, f"reverse/{name}/{when}")
+
+
+def plot_phases(cfg: Config, record: dict, path: str):
+  fig, ax = plt.subplots(figsize=(8, 5))
+  phase_curves(ax, cfg, record["history"],
+               f"Learned transformer, preset {cfg.preset}, {cfg.n_seeds} seeds: phases 1-2 under "
+               f"'regular', phase 3 under 'reverse'\n(axis linear within ±0.02 nats of chance, "
+               "logarithmic beyond)")
+  fig.tight_layout()
+  fig.savefig(path, dpi=120)
+  plt.close(fig)
+
+
+def plot_sweep(cfg: Config, xs, records: list[dict], xlabel: str, title: str, path: str,
+               xticklabels=None):
+  """Held-out negatives and the random control at each point, final and max over phase 3."""
+  fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+  x = np.arange(len(xs)) if xticklabels is not None else np.asarray(xs, dtype=float)
+  # side by side rather than on top of each other: 8% of a category, 1.5% of a numeric range
+  span = 1.0 if xticklabels is not None else 0.19 * (np.ptp(x) or abs(x[0]) or 1.0)
+  for ax, (when, when_label) in zip(axes, WHEN.items()):
+    for i, name in enumerate(["heldout", "control"]):
+      offset = (i - 0.5) * 0.08 * span
+      v = np.stack([values(r, name, when) for r in records])
+      mean_sd_errorbar(ax, x + offset, v, color=SET_COLORS[name], label=SET_LABELS[name],
+                       ls="-" if xticklabels is None else "none")
+    chance_line(ax, cfg)
+    stretch_yaxis(ax)
+    if xticklabels is not None:
+      ax.set_xticks(x, xticklabels)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(f"log-lik − chance under 'reverse', {when_label}\n(nats/token, asinh scale)")
+    ax.legend(fontsize=8)
+  fig.suptitle(title + f"\nmean ± sd over {records[0]['config']['n_seeds']} seeds (dots: seeds)",
+               fontsize=10)
+  fig.tight_layout()
+  fig.savefig(path, dpi=120)
+  plt.close(fig)
+
+
+def table(sections: dict[str, list[tuple[str, dict]]]) -> str:
+  head = ["point", "seeds", "held-out − chance (final)", "control − chance (final)",
+          "held-out − control (final)", "held-out − control (max over phase 3)",
+          "held-out − chance (max over phase 3)"]
+  out = ["Under 'reverse' in phase 3, nats/token; mean ± sd over seeds, t-test against 0 "
+         "(paired across seeds for held-out − control)."]
+  for figure, rows in sections.items():
+    out += ["", f"## {figure}", "", "| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
+    for label, r in rows:
+      cells = [label, str(r["config"]["n_seeds"])]
+      cells += [fmt(paired_test(values(r, name, when), 0.0)) for name, when in [
+          ("heldout", "final"), ("control", "final"), ("heldout_minus_control", "final"),
+          ("heldout_minus_control", "max"), ("heldout", "max")]]
+      out.append("| " + " | ".join(cells) + " |")
+  return "\n".join(out)
+
+
+def main(argv=None):
+  parser = argparse.ArgumentParser(description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  add_config_args(parser)
+  parser.add_argument("--figure", choices=FIGURES, action="append",
+                      help="draw only this figure (repeatable); default: all four")
+  parser.add_argument("--plot-only", action="store_true",
+                      help="train nothing; draw the figures whose points are all stored")
+  parser.add_argument("--out", default=None, help="default results/paper_figures/<preset>")
+  parser.add_argument("--figures_dir", default="figures")
+  args = parser.parse_args(argv)
+  if args.n_seeds is None:
+    args.n_seeds = 3
+  try:
+    base = config_from_args(args)
+  except ValueError as e:  # a bad value: say which field and its range, no traceback
+    parser.error(str(e))
+  out = args.out or os.path.join("results", "paper_figures", base.preset)
+  figures = args.figure or list(FIGURES)
+  grid = {name: pts for name, pts in points(base).items() if name in figures}
+  toy.enable_compilation_cache()
+
+  if args.plot_only:
+    missing = {name for name, pts in grid.items()
+               if not all(os.path.exists(point_path(out, c)) for _, c in pts)}
+    for name in sorted(missing):
+      print(f"--plot-only: {name} skipped, not every point of it is stored in {out}")
+    grid = {name: pts for name, pts in grid.items() if name not in missing}
+  # One sweep over the union: the reference point is trained once for all four figures,
+  # and points are trained in figure order so that early figures can be drawn first.
+  unique = list({c: None for pts in grid.values() for _, c in pts})
+  records = dict(zip(unique, run_sweep(unique, out)))
+  sections = {name: [(label, records[c]) for label, c in pts] for name, pts in grid.items()}
+
+  os.makedirs(args.figures_dir, exist_ok=True)
+  fig_path = lambda name: os.path.join(args.figures_dir, f"paper_{name}_{base.preset}.png")
+  written = []
+  for name, rows in sections.items():
+    cfgs = [c for _, c in grid[name]]
+    recs = [r for _, r in rows]
+    if name == "phases":
+      plot_phases(base, recs[0], fig_path(name))
+    elif name == "heldout_proportion":
+      plot_sweep(base, [c.n_heldout / c.n_negatives for c in cfgs], recs,
+                 f"held-out share of the {base.n_negatives} negatives",
+                 "Held-out negatives vs the random control against the held-out proportion",
+                 fig_path(name))
+    elif name == "model_size":
+      labels = [f"{label}\n{n_params(c) / 1e6:.2g}M params" for (label, _), c in
+                zip(grid[name], cfgs)]
+      plot_sweep(base, range(len(cfgs)), recs, "our transformer (layers, width)",
+                 "Held-out negatives vs the random control against model size", fig_path(name),
+                 xticklabels=labels)
+    else:
+      plot_sweep(base, range(len(cfgs)), recs, "condition",
+                 "Ablations: held-out negatives vs the random control", fig_path(name),
+                 xticklabels=[label for label, _ in grid[name]])
+    written.append(fig_path(name))
+
+  # The table covers every figure whose points are all stored, so that drawing one figure
+  # does not drop the others' numbers from it.
+  stored = {name: [(label, load_point(out, c)) for label, c in pts]
+            for name, pts in points(base).items()
+            if all(os.path.exists(point_path(out, c)) for _, c in pts)}
+  command = " ".join(["python experiments/paper_figures.py", *(argv or sys.argv[1:])])
+  text = f"# The study's figures, preset {base.preset}\n\nCommand: `{command}`\n\n" + \
+      table(stored)
+  os.makedirs(out, exist_ok=True)
+  with open(os.path.join(out, "table.md"), "w") as f:
+    f.write(text + "\n")
+  print(text)
+  print("figures:", *written, sep="\n  ")
+  return sections
+
+
+if __name__ == "__main__":
+  main()
