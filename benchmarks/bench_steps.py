@@ -369,7 +369,9 @@ def main(argv=None):
   args = p.parse_args(argv)
   skip = set(filter(None, args.skip.split(",")))
   toy.enable_compilation_cache()
-  overrides = {}
+  # Both prefixes at every evaluation: the FLOP count below (6 x eval_size) and the recorded
+  # results.md were measured that way; --set eval_prefixes=protocol measures the new default.
+  overrides = {"eval_prefixes": "both"}
   for item in args.set:
     key, value = item.split("=", 1)
     kind = type(getattr(make_config(args.preset), key))
@@ -448,9 +450,10 @@ def main(argv=None):
 
   # ---------------------------------------------------------------- (b) FLOP/s vs peak
   def chunk_flops(c, n_steps, n_seeds=1):
-    """Steps + the evaluation that ends the chunk (6 * eval_size sequences forward)."""
+    """Steps + the evaluation that ends the chunk (3 sets x prefixes x eval_size forward)."""
     f = step_flops(c, "dpo")
-    return n_seeds * (n_steps * f["total"] + 6 * c.eval_size * f["fwd_seq"])
+    n_eval = 3 * len(E.eval_prefixes(c, "dpo")) * c.eval_size
+    return n_seeds * (n_steps * f["total"] + n_eval * f["fwd_seq"])
 
   if "peak" not in skip:
     n_peak = 2048
@@ -533,7 +536,8 @@ def main(argv=None):
 
   load_after = loadavg()
   fl = step_flops(cfg, "dpo")
-  ev = 6 * cfg.eval_size * fl["fwd_seq"]
+  n_ev = 3 * len(E.eval_prefixes(cfg, "dpo"))
+  ev = n_ev * cfg.eval_size * fl["fwd_seq"]
   method = (
       "Numbers are median (best) over the timed repeats; repeats alternate between the two "
       "sides of each ratio. JAX times are whole `run_chunk` calls, i.e. the steps plus the "
@@ -544,7 +548,7 @@ def main(argv=None):
       f" a DPO step at batch {cfg.batch_size} is {fl['n_policy']} policy sequences forward "
       f"({fl['fwd_seq'] / 1e6:.2f} MFLOP each) and backward ({fl['bwd_seq'] / 1e6:.2f} MFLOP "
       f"each: frozen weights need no weight gradient) + {fl['n_ref']} reference sequences "
-      f"forward = {fl['total'] / 1e9:.3f} GFLOP; a chunk adds its evaluation (6 x "
+      f"forward = {fl['total'] / 1e9:.3f} GFLOP; a chunk adds its evaluation ({n_ev} x "
       f"{cfg.eval_size} sequences forward = {ev / 1e9:.2f} GFLOP, {ev / fl['total']:.1f} DPO "
       "steps' worth). Layer norms, softmax, GELU, AdamW are not counted. Peak is the better of "
       "a jitted fp32 2048^3 matmul (timed alternately with the step) and a 4096^3 one.")

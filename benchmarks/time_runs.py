@@ -27,7 +27,8 @@ def time_cpu_run() -> float:
 
 
 def time_paper_dpo_step(repeats: int) -> dict:
-  cfg = make_config("paper", eval_every=1)
+  # both prefixes, so that the chunk's evaluation is the one evaluate_seeds times below
+  cfg = make_config("paper", eval_every=1, eval_prefixes="both")
   st = E.setup([cfg])
   params, rest, data = st.params, st.rest, st.data
   labels, frozen = st.phase_labels(cfg, "dpo")
