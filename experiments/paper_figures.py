@@ -109,23 +109,32 @@ def plot_phases(cfg: Config, record: dict, path: str):
 
 def plot_sweep(cfg: Config, xs, records: list[dict], xlabel: str, title: str, path: str,
                xticklabels=None):
-  """Held-out negatives and the random control at each point, final and max over phase 3."""
-  fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+  """Held-out negatives and the random control at each point, at the end of phase 3 and as
+  the max over phase 3, and (third panel) their paired difference per seed."""
+  fig, axes = plt.subplots(1, 3, figsize=(17, 4.8))
   x = np.arange(len(xs)) if xticklabels is not None else np.asarray(xs, dtype=float)
+  ls = "-" if xticklabels is None else "none"
   # side by side rather than on top of each other: 8% of a category, 1.5% of a numeric range
   span = 1.0 if xticklabels is not None else 0.19 * (np.ptp(x) or abs(x[0]) or 1.0)
   for ax, (when, when_label) in zip(axes, WHEN.items()):
     for i, name in enumerate(["heldout", "control"]):
-      offset = (i - 0.5) * 0.08 * span
       v = np.stack([values(r, name, when) for r in records])
-      mean_sd_errorbar(ax, x + offset, v, color=SET_COLORS[name], label=SET_LABELS[name],
-                       ls="-" if xticklabels is None else "none")
+      mean_sd_errorbar(ax, x + (i - 0.5) * 0.08 * span, v, color=SET_COLORS[name],
+                       label=SET_LABELS[name], ls=ls)
     chance_line(ax, cfg)
+    ax.set_ylabel(f"log-lik − chance under 'reverse', {when_label}\n(nats/token, asinh scale)")
+  ax = axes[2]
+  for i, (when, when_label) in enumerate(WHEN.items()):
+    v = np.stack([values(r, "heldout_minus_control", when) for r in records])
+    mean_sd_errorbar(ax, x + (i - 0.5) * 0.08 * span, v, color=("tab:purple", "tab:orange")[i],
+                     label=f"held-out − control, {when_label}", ls=ls)
+  ax.axhline(0.0, color="k", ls="--", lw=1, label="no effect (held-out = control)")
+  ax.set_ylabel("held-out − control under 'reverse'\n(nats/token, paired per seed, asinh scale)")
+  for ax in axes:
     stretch_yaxis(ax)
     if xticklabels is not None:
       ax.set_xticks(x, xticklabels)
     ax.set_xlabel(xlabel)
-    ax.set_ylabel(f"log-lik − chance under 'reverse', {when_label}\n(nats/token, asinh scale)")
     ax.legend(fontsize=8)
   fig.suptitle(title + f"\nmean ± sd over {records[0]['config']['n_seeds']} seeds (dots: seeds)",
                fontsize=10)
@@ -135,7 +144,8 @@ def plot_sweep(cfg: Config, xs, records: list[dict], xlabel: str, title: str, pa
 
 
 def table(sections: dict[str, list[tuple[str, dict]]]) -> str:
-  head = ["point", "seeds", "held-out − chance (final)", "control − chance (final)",
+  head = ["point", "seeds", "useful − chance (final)", "held-out − chance (final)",
+          "control − chance (final)",
           "held-out − control (final)", "held-out − control (max over phase 3)",
           "held-out − chance (max over phase 3)"]
   out = ["Under 'reverse' in phase 3, nats/token; mean ± sd over seeds, t-test against 0 "
@@ -145,7 +155,7 @@ def table(sections: dict[str, list[tuple[str, dict]]]) -> str:
     for label, r in rows:
       cells = [label, str(r["config"]["n_seeds"])]
       cells += [fmt(paired_test(values(r, name, when), 0.0)) for name, when in [
-          ("heldout", "final"), ("control", "final"), ("heldout_minus_control", "final"),
+          ("useful", "final"), ("heldout", "final"), ("control", "final"), ("heldout_minus_control", "final"),
           ("heldout_minus_control", "max"), ("heldout", "max")]]
       out.append("| " + " | ".join(cells) + " |")
   return "\n".join(out)
@@ -215,7 +225,9 @@ def main(argv=None):
   stored = {name: [(label, load_point(out, c)) for label, c in pts]
             for name, pts in points(base).items()
             if all(os.path.exists(point_path(out, c)) for _, c in pts)}
-  command = " ".join(["python experiments/paper_figures.py", *(argv or sys.argv[1:])])
+  # --plot-only draws the same numbers, so the command that regenerates them is recorded
+  given = [a for a in (sys.argv[1:] if argv is None else argv) if a != "--plot-only"]
+  command = " ".join(["python experiments/paper_figures.py", *given])
   text = f"# The study's figures, preset {base.preset}\n\nCommand: `{command}`\n\n" + \
       table(stored)
   os.makedirs(out, exist_ok=True)
