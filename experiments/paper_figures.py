@@ -1,7 +1,7 @@
 """The study's four figures (PROTOCOL.md, "Figures of the study"), regenerated with our learned
 transformer trained from scratch.
 
-  python experiments/paper_figures.py                        # CPU scale: preset cpu, 3 seeds
+  python experiments/paper_figures.py                        # CPU scale: preset cpu, 5 seeds
   python experiments/paper_figures.py --figure ablations     # one figure (repeatable flag)
   python experiments/paper_figures.py --plot-only            # redraw from the stored points
   python experiments/paper_figures.py --preset paper --n_seeds 5   # the paper's scale, on a GPU
@@ -173,7 +173,7 @@ def main(argv=None):
   parser.add_argument("--figures_dir", default="figures")
   args = parser.parse_args(argv)
   if args.n_seeds is None:
-    args.n_seeds = 3
+    args.n_seeds = 5  # PROTOCOL.md: mean ± sd over 5 seeds for the sweeps
   try:
     base = config_from_args(args)
   except ValueError as e:  # a bad value: say which field and its range, no traceback
@@ -182,6 +182,9 @@ def main(argv=None):
   figures = args.figure or list(FIGURES)
   grid = {name: pts for name, pts in points(base).items() if name in figures}
   toy.enable_compilation_cache()
+  if not args.plot_only and jax.default_backend() == "cpu" and base.d_model >= 512:
+    print(f"warning: width {base.d_model} on CPU; one paper-size DPO step takes about 37 s on "
+          "2 cores (benchmarks/time_runs.md), so this is meant for a GPU", file=sys.stderr)
 
   if args.plot_only:
     missing = {name for name, pts in grid.items()
