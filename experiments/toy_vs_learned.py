@@ -36,7 +36,6 @@ from toy.plots import STRETCH, phase_curves
 from toy.sweep import fmt, paired_test, write_json_atomic
 
 
-
 LAW_SETS = ("useful", "heldout")
 LAW_PREFIXES = (D.REGULAR, D.REVERSE)
 

@@ -23,7 +23,8 @@ from toy.engine import batchable, train_many
 _NOT_IDENTITY = ("out_dir", "run_name")  # where a run is written does not change what it is
 # Fields added after points were stored: at their default they leave the hash as it was, so
 # stored points stay valid (evaluating fewer prefixes does not change training; stored
-# histories hold both prefixes, a superset).
+# histories hold both prefixes, a superset, whose values can differ from a rerun's by float
+# rounding, about 1e-7, because the evaluation batch was twice as large).
 _HASHED_IF_NOT = {"eval_prefixes": "protocol"}
 
 
