@@ -21,7 +21,6 @@ results/paper_figures/<preset>/table.md.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import sys
@@ -39,7 +38,7 @@ from toy.config import Config, add_config_args, config_from_args
 from toy.engine import build_model
 from toy.plots import SET_COLORS, SET_LABELS, chance_line, mean_sd_errorbar, phase_curves, \
     stretch_yaxis
-from toy.sweep import fmt, paired_test, point_path, run_sweep, seed_values
+from toy.sweep import fmt, is_stored, load_point, paired_test, run_sweep, seed_values
 
 FIGURES = ("phases", "heldout_proportion", "model_size", "ablations")
 MAX_HELDOUT_SHARE = 0.45  # the study swept 5% .. 45%
@@ -85,11 +84,6 @@ def n_params(cfg: Config) -> int:
   """Parameter count of the transformer, from shapes only (nothing is allocated)."""
   model = nnx.eval_shape(lambda: build_model(cfg, {}, nnx.Rngs(0)))
   return sum(math.prod(x.shape) for x in jax.tree.leaves(nnx.state(model, nnx.Param)))
-
-
-def load_point(out: str, cfg: Config) -> dict:
-  with open(point_path(out, cfg)) as f:
-    return json.load(f)
 
 
 def values(record: dict, name: str, when: str) -> np.ndarray:
@@ -188,7 +182,7 @@ def main(argv=None):
 
   if args.plot_only:
     missing = {name for name, pts in grid.items()
-               if not all(os.path.exists(point_path(out, c)) for _, c in pts)}
+               if not all(is_stored(out, c) for _, c in pts)}
     for name in sorted(missing):
       print(f"--plot-only: {name} skipped, not every point of it is stored in {out}")
     grid = {name: pts for name, pts in grid.items() if name not in missing}
@@ -225,9 +219,9 @@ def main(argv=None):
 
   # The table covers every figure whose points are all stored, so that drawing one figure
   # does not drop the others' numbers from it.
-  stored = {name: [(label, load_point(out, c)) for label, c in pts]
-            for name, pts in points(base).items()
-            if all(os.path.exists(point_path(out, c)) for _, c in pts)}
+  stored = {name: [(label, records[c] if c in records else load_point(out, c))
+                   for label, c in pts]
+            for name, pts in points(base).items() if all(is_stored(out, c) for _, c in pts)}
   # --plot-only draws the same numbers, so the command that regenerates them is recorded
   given = [a for a in (sys.argv[1:] if argv is None else argv) if a != "--plot-only"]
   command = " ".join(["python experiments/paper_figures.py", *given])

@@ -19,7 +19,7 @@ import os
 
 import toy
 from toy.config import make_config
-from toy.sweep import fmt, paired_test, run_sweep, seed_values
+from toy.sweep import fmt, is_stored, load_point, paired_test, run_sweep, seed_values
 
 OUT = os.path.join("results", "search")
 
@@ -80,10 +80,7 @@ def main(argv=None):
   for name in args.stage or list(STAGES):
     cfgs = STAGES[name]
     if args.table_only:
-      import json
-      from toy.sweep import point_path
-      cfgs = [c for c in cfgs if os.path.exists(point_path(args.out, c))]
-      records += [json.load(open(point_path(args.out, c))) for c in cfgs]
+      records += [load_point(args.out, c) for c in cfgs if is_stored(args.out, c)]
     else:
       records += run_sweep(cfgs, args.out)
   text = table(records)

@@ -65,7 +65,7 @@ def run_sweep(cfgs: list[Config], out_dir: str, *, train_fn: Callable = train_ma
   """
   groups: list[list[Config]] = []
   for cfg in cfgs:
-    if os.path.exists(point_path(out_dir, cfg)):
+    if is_stored(out_dir, cfg):
       continue
     for group in groups:
       if batchable(group[0], cfg):
@@ -83,11 +83,16 @@ def run_sweep(cfgs: list[Config], out_dir: str, *, train_fn: Callable = train_ma
       if on_result is not None:
         record.update(on_result(cfg, result) or {})
       write_json_atomic(point_path(out_dir, cfg), record)
-  records = []
-  for cfg in cfgs:
-    with open(point_path(out_dir, cfg)) as f:
-      records.append(json.load(f))
-  return records
+  return [load_point(out_dir, cfg) for cfg in cfgs]
+
+
+def load_point(out_dir: str, cfg: Config) -> dict:
+  with open(point_path(out_dir, cfg)) as f:
+    return json.load(f)
+
+
+def is_stored(out_dir: str, cfg: Config) -> bool:
+  return os.path.exists(point_path(out_dir, cfg))
 
 
 def paired_test(a, b) -> dict:
