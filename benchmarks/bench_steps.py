@@ -126,7 +126,7 @@ class EngineBench:
     self.static_cfg = E.compile_key(cfg)
     # A reference that differs from the policy, as after phase 1.
     self.ref = jax.tree.map(lambda x: x + 0.01, self.params)
-    labels, self.frozen = st.phase_labels(cfg, phase)
+    labels, self.labels = st.phase_labels(cfg, phase)
     self.n_trainable = sum(int(np.prod(x.shape[1:])) for x, lab in
                            zip(jax.tree.leaves(self.params), jax.tree.leaves(labels))
                            if lab == "train")
@@ -143,7 +143,7 @@ class EngineBench:
 
   def _kw(self):
     return dict(cfg=self.static_cfg, graphdef=self.graphdef, phase=self.phase,
-                n_steps=self.n_steps, frozen=self.frozen)
+                n_steps=self.n_steps, labels=self.labels)
 
   def chunk(self):
     """One chunk of n_steps steps + its evaluation; the state carries over (it is donated)."""

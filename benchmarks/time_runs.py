@@ -31,13 +31,13 @@ def time_paper_dpo_step(repeats: int) -> dict:
   cfg = make_config("paper", eval_every=1, eval_prefixes="both")
   st = E.setup([cfg])
   params, rest, data = st.params, st.rest, st.data
-  labels, frozen = st.phase_labels(cfg, "dpo")
+  labels, label_tuple = st.phase_labels(cfg, "dpo")
   ref = jax.tree.map(jnp.copy, params)
   opt = jax.vmap(E.make_optimizer(cfg, cfg.dpo_steps, labels).init)(params)
   static = E.compile_key(cfg)
   call = lambda p, o, s: E.run_chunk(p, o, ref, rest, data, st.tables, st.k_train, st.hyper,
                                      jnp.int32(s), cfg=static, graphdef=st.graphdef,
-                                     phase="dpo", n_steps=1, frozen=frozen)
+                                     phase="dpo", n_steps=1, labels=label_tuple)
   t0 = time.perf_counter()
   params, opt, _, ev = call(params, opt, 0)
   jax.block_until_ready(ev)

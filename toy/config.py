@@ -29,6 +29,14 @@ class Config:
   dpo_repeats: int = 60  # phase-2 steps = negatives * repeats / batch
   mix_steps: int = 0  # 0 means "as many as phase 2"
   freeze_phase2: bool = True  # ablation: False trains everything in phase 2
+  # Beyond PROTOCOL (which lets everything train in phase 3): the learning rate, in phase 3,
+  # of the parameters phase 2 trained (the transformer's embedding and lower half, the toy's
+  # memory; where the negatives are stored), as a fraction of the phase's. 1 = PROTOCOL,
+  # 0 = frozen exactly. Below 1, phase 3 cannot simply rewrite the stored memories and has to
+  # learn to invert them downstream (README, "Partial generalization").
+  mix_lower_lr_scale: float = 1.0
+  mix_lower_embed: bool = True  # False: the embedding trains at the full rate in phase 3
+  mix_lr: float = 0.0  # phase 3's peak learning rate; 0 means lr
   # --- losses ---
   dpo_loss: str = "sigmoid"  # "sigmoid" (DPO), "ipo", "conservative"
   beta: float = 0.1
@@ -170,7 +178,9 @@ def validate(cfg: Config) -> Config:
     value = getattr(cfg, field)
     if not (math.isfinite(value) and value > 0):
       raise _err(field, "a finite number > 0", value)
-  for field in ["weight_decay", "dpo_weight", "ft_weight", "random_weight"]:
+  if not (math.isfinite(cfg.mix_lower_lr_scale) and 0 <= cfg.mix_lower_lr_scale <= 1):
+    raise _err("mix_lower_lr_scale", "a number in [0, 1]", cfg.mix_lower_lr_scale)
+  for field in ["weight_decay", "dpo_weight", "ft_weight", "random_weight", "mix_lr"]:
     value = getattr(cfg, field)
     if not (math.isfinite(value) and value >= 0):
       raise _err(field, "a finite number >= 0", value)

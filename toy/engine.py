@@ -65,8 +65,13 @@ def _path_names(path) -> tuple:
   return tuple(getattr(k, "key", getattr(k, "idx", getattr(k, "name", k))) for k in path)
 
 
-def trainable_labels(model: nnx.Module, params: dict, phase: str, cfg: Config) -> dict:
-  """'train' or 'frozen' for each leaf of ``params`` in ``phase``."""
+def trainable_labels(model: nnx.Module, params: dict, phase: str, cfg: Config,
+                     lower_group: bool = False) -> dict:
+  """'train', 'frozen' or 'lower' for each leaf of ``params`` in ``phase``.
+
+  'lower' (phase 3 only, when ``lower_group``): a leaf that phase 2 trains, i.e. where the
+  negatives are stored; it learns at ``mix_lower_lr_scale`` times the phase's rate.
+  """
   always = getattr(model, "always_frozen", lambda path: False)
   in_phase = getattr(model, "frozen_in", lambda phase, path: False)  # optional, per phase
 
@@ -74,7 +79,11 @@ def trainable_labels(model: nnx.Module, params: dict, phase: str, cfg: Config) -
     names = _path_names(path)
     frozen = (always(names) or in_phase(phase, names)
               or (phase == "dpo" and cfg.freeze_phase2 and model.phase2_frozen(names)))
-    return "frozen" if frozen else "train"
+    if frozen:
+      return "frozen"
+    lower = (phase == "mix" and lower_group and not model.phase2_frozen(names)
+             and (cfg.mix_lower_embed or names[0] != "embed"))
+    return "lower" if lower else "train"
 
   return jax.tree_util.tree_map_with_path(label, params)
 
@@ -108,7 +117,24 @@ def make_optimizer(cfg: Config, total_steps: int, labels: dict) -> optax.Gradien
   train = optax.chain(optax.clip_by_global_norm(cfg.clip_norm),
                       optax.adamw(lr_schedule(cfg, total_steps), b1=0.9, b2=0.999,
                                   weight_decay=cfg.weight_decay))
-  return optax.multi_transform({"train": train, "frozen": optax.set_to_zero()}, labels)
+  if "lower" not in jax.tree.leaves(labels):
+    return optax.multi_transform({"train": train, "frozen": optax.set_to_zero()}, labels)
+  # The lower group shares the clip and AdamW with the rest; its Adam step is then scaled by
+  # s (Adam is invariant to gradient scale, so the step, not the gradient, carries the
+  # rate). At s = 0 its gradient is also zeroed before the clip, so the clip sees exactly
+  # what it sees when those leaves are frozen, and their update is an exact 0.
+  s = jnp.asarray(cfg.mix_lower_lr_scale, jnp.float32)
+  is_lower = jax.tree.map(lambda label: label == "lower", labels)
+  train_or_frozen = jax.tree.map(lambda label: "frozen" if label == "frozen" else "train", labels)
+
+  def scale_lower(factor):
+    return optax.stateless(lambda updates, params=None: jax.tree.map(
+        lambda u, low: u * factor.astype(u.dtype) if low else u, updates, is_lower))
+
+  return optax.chain(
+      scale_lower((s > 0).astype(jnp.float32)),
+      optax.multi_transform({"train": train, "frozen": optax.set_to_zero()}, train_or_frozen),
+      scale_lower(s))
 
 
 # ----------------------------------------------------------------------------- losses per phase
@@ -182,10 +208,31 @@ def evaluate(cfg: Config, apply: Callable, params, rest, data,
   return {f"eval/{p}/{s}": v for (p, s), v in zip(names, per_set.mean(-1))}
 
 
-def password_logps(cfg: Config, apply: Callable, params, rest, pw_NxL, which: int):
-  """Per-password mean per-token log-likelihood under prefix ``which`` (for one seed)."""
-  logits = apply(params, rest, D.model_inputs(cfg, pw_NxL, which))
-  return token_logps(logits, pw_NxL, cfg.alphabet_size).mean(-1)
+def centred_target_logits(cfg: Config, apply: Callable, params, rest, pws: list, prefixes: list):
+  """Per password (one seed), the logit of each true next letter minus the alphabet's mean
+  logit, averaged over the password's tokens: the quantity the toy's law is about (its
+  centred logits are s(prefix) times a memory row). One forward pass for all sets."""
+  inputs = jnp.concatenate([D.model_inputs(cfg, pw, w) for pw, w in zip(pws, prefixes)])
+  logits = apply(params, rest, inputs)[..., :cfg.alphabet_size]
+  centred = logits - logits.mean(-1, keepdims=True)
+  per_pw = jnp.take_along_axis(centred, jnp.concatenate(pws)[..., None], axis=-1)[..., 0]
+  return jnp.split(per_pw.mean(-1), np.cumsum([pw.shape[0] for pw in pws])[:-1])
+
+
+def slope_through_origin(x, y):
+  return (x * y).sum(-1) / (x * x).sum(-1)
+
+
+def evaluate_law(cfg: Config, apply: Callable, params, rest, data) -> dict:
+  """Law slopes (reverse on regular centred target logit) of the first eval_size useful and
+  held-out negatives, so that G can be followed over phase 3. A separate forward pass: the
+  log-likelihood evaluation stays the computation it was."""
+  E = cfg.eval_size
+  sets = [data["useful"][:E], data["heldout"][:E]]
+  u_reg, h_reg, u_rev, h_rev = centred_target_logits(
+      cfg, apply, params, rest, sets * 2, [D.REGULAR] * 2 + [D.REVERSE] * 2)
+  return {"eval/law/useful": slope_through_origin(u_reg, u_rev),
+          "eval/law/heldout": slope_through_origin(h_reg, h_rev)}
 
 
 # ----------------------------------------------------------------------------- the run
@@ -211,11 +258,6 @@ class RunResult:
     """The trained model of seed index ``i`` as a live nnx module (for inspection)."""
     params, rest, _ = self.seed_slice(i)
     return nnx.merge(self.graphdef, params, rest)
-
-  def password_logps(self, set_name: str, which: int):
-    """Per-password mean log-likelihood, S x N, for a data set under prefix ``which``."""
-    fn = jax.vmap(lambda p, r, pw: password_logps(self.cfg, self.apply, p, r, pw, which))
-    return np.asarray(fn(self.params, self.rest, self.data[set_name]))
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -247,7 +289,10 @@ _HOST_ONLY = dict(preset="", seed=0, n_seeds=1, out_dir="", run_name="", toy_a=0
 # Scalars that enter the compiled program as traced per-seed values, not constants: one
 # program then trains a grid of learning rates or loss weights side by side under vmap.
 HYPER = ("lr", "weight_decay", "clip_norm", "beta", "label_smoothing", "dpo_weight",
-         "ft_weight", "random_weight")
+         "ft_weight", "random_weight", "mix_lower_lr_scale", "mix_lr")
+# Fields that only phase 3 reads: rows that differ only in these (and are the same seed)
+# are identical through phases 1-2, which train_many then runs once for all of them.
+PHASE3_ONLY = ("ft_weight", "random_weight", "mix_lower_lr_scale", "mix_lr", "mix_lower_embed")
 
 
 def compile_key(cfg: Config) -> Config:
@@ -258,10 +303,10 @@ def _apply_fn(graphdef):
   return lambda params, rest, tokens_BxT: nnx.merge(graphdef, params, rest)(tokens_BxT)
 
 
-@functools.partial(jax.jit, static_argnames=("cfg", "graphdef", "phase", "n_steps", "frozen"),
+@functools.partial(jax.jit, static_argnames=("cfg", "graphdef", "phase", "n_steps", "labels"),
                    donate_argnums=(0, 1))
 def run_chunk(params, opt_state, ref, rest, data, tables, key, hyper, start, *, cfg, graphdef,
-              phase, n_steps, frozen):
+              phase, n_steps, labels):
   """n_steps train steps of ``phase`` (scanned), then an evaluation; vmapped over seeds.
 
   Module-level and keyed by static arguments, so every chunk of a phase, and every run with
@@ -269,10 +314,12 @@ def run_chunk(params, opt_state, ref, rest, data, tables, key, hyper, start, *, 
   is padded to n_steps) leave the state untouched and are flagged ``valid = 0``.
   """
   apply, n_total = _apply_fn(graphdef), phase_steps(cfg, phase)
-  labels = _unflatten_labels(params, frozen)
+  labels = _unflatten_labels(params, labels)
 
   def one_seed(params, opt_state, ref, rest, data, tables, key, hyper):
     cfg_s = cfg.replace(**hyper)  # this seed's traced hyperparameters
+    if phase == "mix":
+      cfg_s = cfg_s.replace(lr=jnp.where(cfg_s.mix_lr > 0, cfg_s.mix_lr, cfg_s.lr))
     tx = make_optimizer(cfg_s, n_total, labels)
 
     def step_fn(carry, step):
@@ -289,15 +336,16 @@ def run_chunk(params, opt_state, ref, rest, data, tables, key, hyper, start, *, 
     (params, opt_state), metrics = jax.lax.scan(step_fn, (params, opt_state),
                                                 start + jnp.arange(n_steps))
     evals = evaluate(cfg, apply, params, rest, data, eval_prefixes(cfg, phase))
+    if phase == "mix":
+      evals.update(evaluate_law(cfg, apply, params, rest, data))
     return params, opt_state, metrics, evals
 
   return jax.vmap(one_seed)(params, opt_state, ref, rest, data, tables, key, hyper)
 
 
-def _unflatten_labels(params, frozen: tuple) -> dict:
-  """Rebuilds the (vmapped) params' label tree from a hashable tuple of frozen flags."""
-  treedef = jax.tree.structure(params)
-  return jax.tree.unflatten(treedef, ["frozen" if f else "train" for f in frozen])
+def _unflatten_labels(params, labels: tuple) -> dict:
+  """Rebuilds the (vmapped) params' label tree from the hashable tuple of its leaves."""
+  return jax.tree.unflatten(jax.tree.structure(params), list(labels))
 
 
 @functools.partial(jax.jit, static_argnames=("cfg", "graphdef"))
@@ -347,12 +395,13 @@ class Setup:
   model0: nnx.Module  # row 0's model, for the freezing labels
   hyper: dict
 
-  def phase_labels(self, cfg: Config, phase: str) -> tuple[dict, tuple]:
-    """The optimizer's label tree for ``phase`` and the hashable frozen flags run_chunk takes."""
+  def phase_labels(self, cfg: Config, phase: str,
+                   lower_group: bool = False) -> tuple[dict, tuple]:
+    """The optimizer's label tree for ``phase`` and the hashable tuple run_chunk takes."""
     # Shapes only: labels depend on paths, and train_many donates the arrays themselves.
     one_row = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape[1:], x.dtype), self.params)
-    labels = trainable_labels(self.model0, one_row, phase, cfg)
-    return labels, tuple(label == "frozen" for label in jax.tree.leaves(labels))
+    labels = trainable_labels(self.model0, one_row, phase, cfg, lower_group)
+    return labels, tuple(jax.tree.leaves(labels))
 
 
 def seed_keys(seeds: list[int]):
@@ -382,6 +431,25 @@ def setup(cfgs: list[Config], make_model: Callable = build_model) -> Setup:
   return Setup(seeds, owner, data, tables, k_train, graphdef, params, rest, model0, hyper)
 
 
+def shared_rows(row_cfgs: list[Config]) -> tuple[list[int], np.ndarray]:
+  """Rows identical through phases 1-2: (the first row of each group, each row's group).
+
+  Two rows are identical there when their configs (each for its own seed) differ only in
+  PHASE3_ONLY fields: the same data, initialisation, tables and training keys.
+  """
+  blank = {f.name: f.default for f in dataclasses.fields(Config) if f.name in PHASE3_ONLY}
+  keys = [c.replace(n_seeds=1, out_dir="", run_name="", **blank) for c in row_cfgs]
+  first: list[int] = []
+  expand = []
+  for i, k in enumerate(keys):
+    j = next((g for g, f in enumerate(first) if keys[f] == k), None)
+    if j is None:
+      first.append(i)
+      j = len(first) - 1
+    expand.append(j)
+  return first, np.asarray(expand)
+
+
 def train_many(cfgs: list[Config], make_model: Callable = build_model, *, progress: bool = True,
                save: bool = True, on_phase_end: Callable | None = None) -> list[RunResult]:
   """Trains every seed of every config in one vmapped program; one RunResult per config.
@@ -396,40 +464,57 @@ def train_many(cfgs: list[Config], make_model: Callable = build_model, *, progre
                        f"{HYPER}; train them separately")
   cfg = cfgs[0]
   st = setup(cfgs, make_model)
-  seeds, owner, data, tables, k_train = st.seeds, st.owner, st.data, st.tables, st.k_train
-  graphdef, params, rest, hyper = st.graphdef, st.params, st.rest, st.hyper
-
+  seeds, owner, graphdef = st.seeds, st.owner, st.graphdef
+  params, ref = st.params, None  # phase 1 has no DPO term, so no reference yet
+  lower_group = any(c.mix_lower_lr_scale != 1 for c in cfgs)
+  # Rows that differ only in PHASE3_ONLY fields train phases 1-2 once, on their first row.
+  first, expand = shared_rows([cfgs[i].replace(seed=s) for i, s in zip(owner, seeds)])
+  first = np.asarray(first)
   history: list[dict] = []
   static_cfg = compile_key(cfg)
-  evals = evaluate_seeds(params, rest, data, cfg=static_cfg, graphdef=graphdef)
+  evals = evaluate_seeds(params, st.rest, st.data, cfg=static_cfg, graphdef=graphdef)
   _record(history, seeds, owner, "init", 0, 0, {}, evals)
+  sharing = len(first) < len(seeds)
+  if sharing:
+    params = jax.tree.map(lambda x: x[first], params)
   total = sum(phase_steps(cfg, p) for p in PHASES)
   label = f"{cfg.model} x{len(seeds)}"
   bar = tqdm(total=total, desc=label, disable=not progress, unit="step", dynamic_ncols=True)
-  ref, global_step = None, 0  # phase 1 has no DPO term, so no reference yet
+  global_step = 0
   try:
     for phase_i, phase in enumerate(PHASES):
+      active = first if sharing and phase != "mix" else None  # None: every row
+      if sharing and phase == "mix":
+        params, ref = (jax.tree.map(lambda x: x[expand], t) for t in (params, ref))
+      rows = lambda tree: tree if active is None else jax.tree.map(lambda x: x[active], tree)
+      # Each shared row's values stand for every row it serves in the history.
+      spread = (lambda tree: tree) if active is None else (
+          lambda tree: jax.tree.map(lambda x: np.asarray(x)[expand], tree))
+      rest, data, tables, hyper = rows(st.rest), rows(st.data), rows(st.tables), rows(st.hyper)
       n_total = phase_steps(cfg, phase)
-      labels, frozen = st.phase_labels(cfg, phase)
+      labels, label_tuple = st.phase_labels(cfg, phase, lower_group)
       opt_state = jax.vmap(make_optimizer(cfg, n_total, labels).init)(params)
-      phase_key = jax.vmap(lambda k: jax.random.fold_in(k, phase_i))(k_train)
+      phase_key = jax.vmap(lambda k: jax.random.fold_in(k, phase_i))(rows(st.k_train))
       n = min(cfg.eval_every, n_total)
       bar.set_description(f"{label}: {phase}")
       for start in range(0, n_total, n):
         params, opt_state, metrics, evals = run_chunk(
             params, opt_state, ref, rest, data, tables, phase_key, hyper, jnp.int32(start),
-            cfg=static_cfg, graphdef=graphdef, phase=phase, n_steps=n, frozen=frozen)
-        _check_finite(metrics, phase, start, seeds)
+            cfg=static_cfg, graphdef=graphdef, phase=phase, n_steps=n, labels=label_tuple)
+        _check_finite(metrics, phase, start,
+                      seeds if active is None else [seeds[i] for i in active])
         done = min(n, n_total - start)
         global_step += done
-        _record(history, seeds, owner, phase, start + done, global_step, metrics, evals)
+        _record(history, seeds, owner, phase, start + done, global_step, spread(metrics),
+                spread(evals))
         bar.update(done)
       if phase == "pretrain":
         ref = jax.tree.map(jnp.copy, params)  # the frozen reference for DPO
       if on_phase_end is not None:
-        on_phase_end(phase, jax.tree.map(np.array, params))
+        on_phase_end(phase, spread(jax.tree.map(np.array, params)))
   finally:
     bar.close()
+  rest, data = st.rest, st.data
 
   results = []
   for i, c in enumerate(cfgs):
