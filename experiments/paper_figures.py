@@ -2,6 +2,7 @@
 transformer trained from scratch.
 
   python experiments/paper_figures.py                        # CPU scale: preset cpu, 5 seeds
+  python experiments/paper_figures.py --preset partial       # phase 3 cannot rewrite the lower half
   python experiments/paper_figures.py --figure ablations     # one figure (repeatable flag)
   python experiments/paper_figures.py --plot-only            # redraw from the stored points
   python experiments/paper_figures.py --preset paper --n_seeds 5   # the paper's scale, on a GPU
@@ -9,7 +10,9 @@ transformer trained from scratch.
   1 phases              log-lik of the three sets over the three phases, one line per seed + mean
   2 heldout_proportion  held-out vs control against the held-out share of the negatives
   3 model_size          held-out vs control against the size of our transformer
-  4 ablations           prefix + freeze (reference), no prefix + freeze, prefix + no freeze
+  4 ablations           prefix + freeze (reference), no prefix + freeze, prefix + no freeze,
+                        and, when the base departs from PROTOCOL's phase 3 (e.g. --preset
+                        partial), the same point with everything training in phase 3
 
 Every grid point is one config trained by toy.sweep.run_sweep: one JSON per point in
 results/paper_figures/<preset>/, written atomically, so an interrupted run resumes where it
@@ -45,10 +48,14 @@ MAX_HELDOUT_SHARE = 0.45  # the study swept 5% .. 45%
 # (n_layers, d_model, n_heads) per preset. The paper's ladder follows Pythia 70m / 160m / 410m.
 SIZES = {"paper": [(6, 512, 8), (12, 768, 12), (24, 1024, 16)],
          "cpu": [(2, 32, 4), (4, 64, 4), (4, 128, 4)],
+         "partial": [(2, 32, 4), (4, 64, 4), (4, 128, 4)],
          "interp": [(2, 32, 4), (4, 64, 4), (4, 128, 4)]}
 ABLATIONS = {"prefix + freeze (reference)": {},
              "no prefix + freeze": {"use_prefix": False},
              "prefix + no freeze": {"freeze_phase2": False}}
+# Shown when the base config departs from PROTOCOL's phase 3 (mix_lower_lr_scale < 1): the
+# same point with everything training in phase 3, as PROTOCOL has it.
+PROTOCOL_PHASE3 = ("phase 3 trains all (PROTOCOL)", {"mix_lower_lr_scale": 1.0})
 WHEN = {"final": "end of phase 3", "max": "max over phase 3"}
 
 
@@ -76,8 +83,14 @@ def points(base: Config) -> dict[str, list[tuple[str, Config]]]:
                              for k in heldout_batches(base)],
       "model_size": [(f"{n}L d{d}", base.replace(n_layers=n, d_model=d, n_heads=h))
                      for n, d, h in model_sizes(base)],
-      "ablations": [(label, base.replace(**kw)) for label, kw in ABLATIONS.items()],
+      "ablations": [(label, base.replace(**kw)) for label, kw in ablations(base).items()],
   }
+
+
+def ablations(base: Config) -> dict:
+  if base.mix_lower_lr_scale < 1:
+    return {**ABLATIONS, PROTOCOL_PHASE3[0]: PROTOCOL_PHASE3[1]}
+  return ABLATIONS
 
 
 def n_params(cfg: Config) -> int:

@@ -1,16 +1,19 @@
-"""Perfect against partial generalization: the toy mechanism and the learned transformer,
-trained by the same engine on the same data and seeds, side by side.
+"""Perfect, partial and none: the toy mechanism and the learned transformer, trained by the
+same engine on the same data and seeds, side by side in three columns.
 
-  python experiments/toy_vs_learned.py                     # CPU default
+  python experiments/toy_vs_learned.py                     # CPU default (preset partial)
   python experiments/toy_vs_learned.py --toy_c 3 --toy_train_sign false   # hand-set the times node
-  python experiments/toy_vs_learned.py --preset paper --n_seeds 8         # on a GPU
+  python experiments/toy_vs_learned.py --preset paper --mix_lower_lr_scale 0 --n_seeds 8  # GPU
 
-Every Config field is a flag and applies to both models, except that the toy keeps its own
-optimizer settings (toy.config.TOY_OVERRIDES) unless --toy_lr is given, and the toy_* fields
-only concern the toy. Writes
+Columns: the toy (PROTOCOL's phases), the learned transformer with the config's phase-3
+lever (``mix_lower_lr_scale``; the default preset ``partial`` freezes the embedding and the
+lower half in phase 3), and the same transformer under PROTOCOL's phase 3 (scale 1). The two
+learned columns share phases 1-2 (trained once). Every Config field is a flag and applies to
+every model, except that the toy keeps its own optimizer settings (toy.config.TOY_OVERRIDES)
+unless --toy_lr is given, and the toy_* fields only concern the toy. Writes
   figures/toy_vs_learned_phases.png   per-token log-likelihood of the three sets, all phases
   figures/toy_vs_learned_law.png      per password: suppression under "regular" vs uplift
-                                      under "reverse" (one law for the toy, two for learned)
+                                      under "reverse" (one law for the toy)
   results/toy_vs_learned.md / .json   the table (also printed)
 """
 from __future__ import annotations
@@ -24,86 +27,14 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
-import jax
-import jax.numpy as jnp
 import numpy as np
 
 import toy
-from toy import data as D
 from toy.config import add_config_args, config_from_args
-from toy.engine import train
+from toy.engine import default_run_name, train, train_many
+from toy.measure import law_slopes, summarize_model
 from toy.plots import STRETCH, phase_curves
-from toy.sweep import fmt, paired_test, write_json_atomic
-
-
-LAW_SETS = ("useful", "heldout")
-LAW_PREFIXES = (D.REGULAR, D.REVERSE)
-
-
-def target_logits(result) -> dict:
-  """Per set and prefix, per password (S x N): the logit of each true next letter minus the
-  mean logit over the alphabet, averaged over the password's tokens.
-
-  This is the quantity the toy's law is about: the toy's centred logits are s(prefix) times
-  its memory row, so for every password, useful or held-out, the value under "reverse" is
-  exactly (a-c+g)/(a+c+g) times the value under "regular". Log-likelihoods are not: softmax
-  saturates (a useful negative fine-tuned to probability ~1 cannot rise further).
-  One jitted forward pass covers both sets under both prefixes for all seeds.
-  """
-  cfg, apply = result.cfg, result.apply
-  names = [(s, w) for s in LAW_SETS for w in LAW_PREFIXES]
-
-  def one_seed(params, rest, data):
-    pws = [data[s] for s, _ in names]
-    inputs = jnp.concatenate([D.model_inputs(cfg, pw, w) for pw, (_, w) in zip(pws, names)])
-    logits = apply(params, rest, inputs)[..., :cfg.alphabet_size]
-    centred = logits - logits.mean(-1, keepdims=True)
-    per_pw = jnp.take_along_axis(centred, jnp.concatenate(pws)[..., None], axis=-1)[..., 0]
-    return jnp.split(per_pw.mean(-1), np.cumsum([pw.shape[0] for pw in pws])[:-1])
-
-  data = {s: result.data[s] for s in LAW_SETS}
-  out = jax.jit(jax.vmap(one_seed))(result.params, result.rest, data)
-  return {name: np.asarray(v) for name, v in zip(names, out)}
-
-
-def law_slopes(result) -> dict:
-  """Least-squares slope through the origin of reverse on regular centred target logits, per
-  seed and set: the toy's law predicts one slope, (a-c+g)/(a+c+g), for both sets."""
-  out, logits = {}, target_logits(result)
-  for s in LAW_SETS:
-    x, y = logits[(s, D.REGULAR)], logits[(s, D.REVERSE)]
-    out[s] = (x * y).sum(-1) / (x * x).sum(-1)
-    out[f"points/{s}"] = (x.reshape(-1), y.reshape(-1))
-  return out
-
-
-def generalization_ratio(slopes: dict) -> np.ndarray:
-  """G = (law slope of held-out negatives) / (law slope of useful negatives), per seed.
-
-  The slope is how far "reverse" turns a password's stored suppression into promotion, per
-  unit of suppression: matching on suppression is built in. G = 1 when held-out negatives,
-  never trained under "reverse", follow the same law as the useful ones (perfect
-  generalization: the toy, exactly); G = 0 when "reverse" leaves them where they were
-  under nothing, i.e. no generalization.
-  """
-  return slopes["heldout"] / slopes["useful"]
-
-
-def summarize_model(result, slopes: dict) -> dict:
-  cfg, seeds = result.cfg, result.cfg.seeds
-  col = lambda key: np.array([s[key] for s in result.summary])
-  return {
-      "heldout_vs_control_final": paired_test(col("reverse/heldout_minus_control/final"), 0.0),
-      "heldout_vs_control_max": paired_test(col("reverse/heldout_minus_control/max"), 0.0),
-      "heldout_vs_chance_final": paired_test(col("reverse/heldout/final"), 0.0),
-      "heldout_vs_chance_max": paired_test(col("reverse/heldout/max"), 0.0),
-      "useful_vs_chance_final": paired_test(col("reverse/useful/final"), 0.0),
-      "control_vs_chance_final": paired_test(col("reverse/control/final"), 0.0),
-      "law_slope_useful": paired_test(slopes["useful"], 0.0),
-      "law_slope_heldout": paired_test(slopes["heldout"], 0.0),
-      "generalization_ratio": paired_test(generalization_ratio(slopes), 0.0),
-      "seeds": seeds, "chance": cfg.chance,
-  }
+from toy.sweep import fmt, write_json_atomic
 
 
 def table(rows: dict[str, dict], n_seeds: int) -> str:
@@ -119,7 +50,9 @@ def table(rows: dict[str, dict], n_seeds: int) -> str:
             ("law slope, useful (centred target logit, reverse / regular)", "law_slope_useful"),
             ("law slope, held-out", "law_slope_heldout"),
             ("generalization ratio G = slope held-out / slope useful (1 perfect, 0 none)",
-             "generalization_ratio")]
+             "generalization_ratio"),
+            ("within-set slope (with intercept), useful", "within_slope_useful"),
+            ("within-set slope (with intercept), held-out", "within_slope_heldout")]
   for label, key in labels:
     lines.append(f"| {label} | " + " | ".join(fmt(r[key]) for r in rows.values()) + " |")
   return "\n".join(lines)
@@ -167,17 +100,31 @@ def main(argv=None):
   args = parser.parse_args(argv)
   if args.n_seeds is None:
     args.n_seeds = 2
+  if args.preset is None:
+    args.preset = "partial"
   try:
     learned_cfg = config_from_args(args, model="transformer")
     toy_lr = {} if args.toy_lr is None else {"lr": args.toy_lr}
     if args.lr is not None:  # a --lr meant for the learned model must not reach the toy
       args.lr = None
-    toy_cfg = config_from_args(args, model="toy", **toy_lr)
+    # The toy runs PROTOCOL's phases: its flip lives in the times node, whatever the lever.
+    args.mix_lower_lr_scale = None
+    toy_cfg = config_from_args(args, model="toy", mix_lower_lr_scale=1.0, **toy_lr)
   except ValueError as e:  # a bad value: say which field and its range, no traceback
     parser.error(str(e))
   toy.enable_compilation_cache()
 
-  results = {"toy (hand-built)": train(toy_cfg), "learned transformer": train(learned_cfg)}
+  scale = learned_cfg.mix_lower_lr_scale
+  learned_name = (f"learned, phase 3 lower half ×{scale:g}" if scale < 1
+                  else "learned transformer (PROTOCOL)")
+  results = {"toy (hand-built)": train(toy_cfg)}
+  if scale < 1:  # one program: phases 1-2 trained once for both learned columns
+    protocol_cfg = learned_cfg.replace(mix_lower_lr_scale=1.0,
+                                       run_name=default_run_name(learned_cfg) + "_protocol")
+    partial, protocol = train_many([learned_cfg, protocol_cfg])
+    results.update({learned_name: partial, "learned, PROTOCOL phase 3": protocol})
+  else:
+    results[learned_name] = train(learned_cfg)
   slopes = {name: law_slopes(r) for name, r in results.items()}
   rows = {name: summarize_model(r, slopes[name]) for name, r in results.items()}
   ratios = {name: rows[name]["generalization_ratio"]["mean"] for name in rows}
@@ -188,7 +135,8 @@ def main(argv=None):
   plot_law(slopes, ratios, os.path.join(args.figures, "toy_vs_learned_law.png"))
   text = table(rows, learned_cfg.n_seeds)
   command = " ".join(["python experiments/toy_vs_learned.py", *(argv or sys.argv[1:])])
-  header = (f"# Toy vs learned\n\nCommand: `{command}`\n\nLearned: preset `{learned_cfg.preset}`; "
+  header = (f"# Toy vs learned\n\nCommand: `{command}`\n\nLearned: preset `{learned_cfg.preset}`, "
+            f"mix_lower_lr_scale {scale:g} (the PROTOCOL column: 1); "
             f"toy: same data and phases, lr {toy_cfg.lr}, "
             f"a={toy_cfg.toy_a}, c={toy_cfg.toy_c}, gain={toy_cfg.toy_gain_add}.\n\n")
   with open(os.path.join(args.results, "toy_vs_learned.md"), "w") as f:

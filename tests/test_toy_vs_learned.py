@@ -2,7 +2,6 @@
 import importlib.util
 import json
 import os
-
 import types
 
 import jax
@@ -13,6 +12,7 @@ from flax import nnx
 from toy import data as D
 from toy.config import make_config
 from toy.engine import _apply_fn
+from toy.measure import generalization_ratio, law_slopes
 from toy.mechanism import build_toy
 
 _spec = importlib.util.spec_from_file_location(
@@ -37,29 +37,36 @@ def _toy_result(a, c, gain=0.0, seed=0):
 
 @pytest.mark.parametrize("a, c, gain", [(1.0, 0.0, 0.0), (1.0, 3.0, 0.0), (0.5, 2.0, 0.7)])
 def test_toy_law_slopes_are_the_sign_ratio_for_both_sets_so_g_is_one(a, c, gain):
-  slopes = tvl.law_slopes(_toy_result(a, c, gain))
+  slopes = law_slopes(_toy_result(a, c, gain))
   ratio = (a - c + gain) / (a + c + gain)
   assert slopes["useful"][0] == pytest.approx(ratio, rel=1e-5)
   assert slopes["heldout"][0] == pytest.approx(ratio, rel=1e-5)
-  assert tvl.generalization_ratio(slopes)[0] == pytest.approx(1.0, rel=1e-5)
+  assert generalization_ratio(slopes)[0] == pytest.approx(1.0, rel=1e-5)
+  # the within-set slope (with intercept) is the same law: the toy has no offset
+  assert slopes["within/useful"][0] == pytest.approx(ratio, rel=1e-4)
+  assert slopes["within/heldout"][0] == pytest.approx(ratio, rel=1e-4)
 
 
 def test_generalization_ratio_is_zero_when_heldout_do_not_move():
   slopes = {"useful": np.array([-0.5, -1.0]), "heldout": np.array([0.0, 0.0])}
-  assert list(tvl.generalization_ratio(slopes)) == [0.0, 0.0]
+  assert list(generalization_ratio(slopes)) == [0.0, 0.0]
 
 
 def test_end_to_end_at_tiny_writes_figures_and_table(tmp_path):
   figs, res = tmp_path / "figs", tmp_path / "res"
-  rows = tvl.main(["--preset", "tiny", "--n_seeds", "2", "--out_dir", str(tmp_path / "runs"),
+  rows = tvl.main(["--preset", "tiny", "--mix_lower_lr_scale", "0", "--n_seeds", "2", "--out_dir", str(tmp_path / "runs"),
                    "--figures", str(figs), "--results", str(res)])
   assert sorted(os.listdir(figs)) == ["toy_vs_learned_law.png", "toy_vs_learned_phases.png"]
   table = (res / "toy_vs_learned.md").read_text()
   assert "generalization ratio" in table and "toy (hand-built)" in table
   saved = json.loads((res / "toy_vs_learned.json").read_text())
   assert saved["rows"]["toy (hand-built)"]["seeds"] == [0, 1]
-  assert set(rows) == {"toy (hand-built)", "learned transformer"}
+  partial, protocol = "learned, phase 3 lower half ×0", "learned, PROTOCOL phase 3"
+  assert set(rows) == {"toy (hand-built)", partial, protocol}
   assert saved["configs"]["toy (hand-built)"]["model"] == "toy"
-  assert saved["configs"]["learned transformer"]["model"] == "transformer"
+  assert saved["configs"]["toy (hand-built)"]["mix_lower_lr_scale"] == 1.0
+  assert saved["configs"][partial]["mix_lower_lr_scale"] == 0.0
+  assert saved["configs"][protocol]["mix_lower_lr_scale"] == 1.0
+  assert "learned, phase 3 lower half ×0" in table
   # the trained toy obeys its law exactly, whatever training wrote into its memory
   assert rows["toy (hand-built)"]["generalization_ratio"]["mean"] == pytest.approx(1.0, rel=1e-4)

@@ -118,6 +118,13 @@ PRESETS: dict[str, dict[str, Any]] = {
     "cpu": dict(alphabet_size=26, password_len=8, batch_size=64, n_neg_batches=10,
                 n_heldout_batches=2, pretrain_steps=64, dpo_repeats=30, lr=3e-3, ft_weight=1.0,
                 warmup_steps=50, n_layers=4, d_model=64, n_heads=4),
+    # The study's learned column at CPU scale: the cpu preset with phase 3 unable to rewrite
+    # the embedding and the lower half, where phase 2 stored the negatives (README,
+    # "Partial generalization"). Departs from PROTOCOL's phase 3, which trains everything.
+    "partial": dict(alphabet_size=26, password_len=8, batch_size=64, n_neg_batches=10,
+                    n_heldout_batches=2, pretrain_steps=64, dpo_repeats=30, lr=3e-3,
+                    ft_weight=1.0, warmup_steps=50, n_layers=4, d_model=64, n_heads=4,
+                    mix_lower_lr_scale=0.0),
     # Seconds; for tests and smoke runs only.
     "tiny": dict(alphabet_size=6, password_len=4, batch_size=16, n_neg_batches=4,
                  n_heldout_batches=1, eval_size=16, pretrain_steps=6, dpo_repeats=4, lr=1e-3,

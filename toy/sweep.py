@@ -25,7 +25,8 @@ _NOT_IDENTITY = ("out_dir", "run_name")  # where a run is written does not chang
 # stored points stay valid (evaluating fewer prefixes does not change training; stored
 # histories hold both prefixes, a superset, whose values can differ from a rerun's by float
 # rounding, about 1e-7, because the evaluation batch was twice as large).
-_HASHED_IF_NOT = {"eval_prefixes": "protocol"}
+_HASHED_IF_NOT = {"eval_prefixes": "protocol", "mix_lower_lr_scale": 1.0,
+                  "mix_lower_embed": True, "mix_lr": 0.0}
 
 
 def point_id(cfg: Config) -> str:
@@ -61,7 +62,7 @@ def run_sweep(cfgs: list[Config], out_dir: str, *, train_fn: Callable = train_ma
 
   A record is {"config": {...}, "summary": [per-seed dicts], "history": [rows]}.
   ``on_result(cfg, result)`` sees each fresh RunResult before it is written (e.g. to add
-  per-password measurements to the record via ``result.extra``).
+  per-password measurements to the record, e.g. ``toy.measure.law_record``).
   """
   groups: list[list[Config]] = []
   for cfg in cfgs:

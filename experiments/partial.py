@@ -1,0 +1,187 @@
+"""Partial generalization: phase 3 with the stored memories frozen or slowed (mix_lower_lr_scale).
+
+  python experiments/partial.py                      # every stage, resumable
+  python experiments/partial.py --stage dial         # one stage (repeatable flag)
+  python experiments/partial.py --plot-only          # table and figures from stored points
+
+Phase 2 writes the negatives into the embedding and the lower half of the layers. Under
+PROTOCOL's phase 3 everything trains, and the network can memorize the useful negatives
+afresh under "reverse" (rewrite). With those parameters frozen (scale 0) or slowed, the upper
+half has to learn to turn the stored suppression into promotion under "reverse" (invert),
+and that reaches the held-out negatives too. Stages (seeds 0-7 unless said):
+  dial     mix_lower_lr_scale in {0, 0.01, 0.03, 0.1, 0.3, 1}; scale 0 is the confirmation
+  phase3   around scale 0: phase-3 learning rate and fine-tuning weight
+  shape    around scale 0: embedding trains, phase 3 twice as long, batch 128, width 128
+  robust   the study's 16-token passwords, and the interp preset (A = 256, L = 2)
+Every point is one JSON in results/partial/ (hash of its config), with per-seed law slopes;
+points that differ only in phase-3 fields train phases 1-2 once. Writes
+results/partial/table.md, figures/partial_dial.png and figures/partial_g_over_phase3.png.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+
+import toy
+from toy.config import make_config
+from toy.measure import law_record
+from toy.sweep import fmt, is_stored, load_point, paired_test, run_sweep, seed_values
+
+OUT = os.path.join("results", "partial")
+SEEDS = dict(seed=0, n_seeds=8)
+DIAL = (0.0, 0.01, 0.03, 0.1, 0.3, 1.0)
+
+
+def cpu(**kw):
+  return make_config("cpu", **{**SEEDS, **kw})
+
+
+STAGES = {
+    "dial": [cpu(mix_lower_lr_scale=s) for s in DIAL],
+    "phase3": [cpu(mix_lower_lr_scale=0.0, **kw) for kw in (
+        dict(mix_lr=1e-3), dict(mix_lr=1e-2), dict(ft_weight=0.5), dict(ft_weight=2.0))],
+    "shape": [cpu(mix_lower_lr_scale=0.0, mix_lower_embed=False),
+              cpu(mix_lower_lr_scale=0.0, mix_steps=600),
+              # batch 128 with the same 640 negatives (128 held out) and 300 steps a phase
+              cpu(mix_lower_lr_scale=0.0, batch_size=128, n_neg_batches=5, n_heldout_batches=1,
+                  dpo_repeats=60),
+              cpu(mix_lower_lr_scale=0.0, d_model=128)],
+    "robust": [cpu(mix_lower_lr_scale=0.0, password_len=16),
+               *[make_config("interp", mix_lower_lr_scale=s, **SEEDS) for s in (0.0, 1.0)]],
+}
+KNOBS = ["preset", "mix_lower_lr_scale", "mix_lower_embed", "mix_lr", "mix_steps",
+         "ft_weight", "batch_size", "d_model", "password_len", "alphabet_size"]
+COLUMNS = [  # (header, summary key or law key)
+    ("held−control final", "reverse/heldout_minus_control/final"),
+    ("held−control max", "reverse/heldout_minus_control/max"),
+    ("held−chance final", "reverse/heldout/final"),
+    ("useful−chance final", "reverse/useful/final"),
+    ("control−chance final", "reverse/control/final"),
+    ("slope useful", "law:slope/useful"), ("slope held-out", "law:slope/heldout"),
+    ("G", "law:G"), ("within-set slope useful", "law:within/useful"),
+    ("within-set slope held-out", "law:within/heldout")]
+
+
+def values(record: dict, key: str) -> np.ndarray:
+  if key.startswith("law:"):
+    return np.asarray(record["law"][key[4:]], dtype=float)
+  return seed_values(record, key)
+
+
+def table(records: list[dict]) -> str:
+  head = KNOBS + ["seeds"] + [h for h, _ in COLUMNS]
+  lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
+  for r in records:
+    c = r["config"]
+    cells = [str(c[k]) for k in KNOBS] + [f"{c['seed']}–{c['seed'] + c['n_seeds'] - 1}"]
+    for _, key in COLUMNS:
+      v = values(r, key)
+      test = paired_test(v, 0.0)
+      extra = f", {int((v > 0).sum())}/{v.size} > 0" if "control" in key and "held" in key else ""
+      cells.append(fmt(test) + extra)
+    lines.append("| " + " | ".join(cells) + " |")
+  return "\n".join(lines)
+
+
+def plot_dial(records: list[dict], path: str):
+  """G and held-out − control against the scale; symlog x so that 0 is on the axis."""
+  scales = np.array([r["config"]["mix_lower_lr_scale"] for r in records])
+  fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+  panels = [("law:G", "generalization ratio G (law-slope ratio)"),
+            ("reverse/heldout_minus_control/final", "held-out − control, end of phase 3"),
+            ]
+  for ax, (key, title) in zip(axes, panels):
+    per_seed = np.stack([values(r, key) for r in records])  # points x seeds
+    for j in range(per_seed.shape[1]):
+      ax.plot(scales, per_seed[:, j], color="0.75", lw=0.8, marker=".", zorder=1)
+    mean, sd = per_seed.mean(1), per_seed.std(1, ddof=1)
+    ax.errorbar(scales, mean, sd, color="tab:red", marker="o", capsize=3, zorder=3,
+                label=f"learned transformer, mean ± sd over {per_seed.shape[1]} seeds")
+    if key == "law:G":
+      ax.axhline(1, color="tab:green", ls="--", label="toy: G = 1 (perfect)")
+      ax.axhline(0, color="k", ls=":", label="G = 0 (none)")
+    else:
+      ax.axhline(0, color="k", ls=":", label="held-out = control")
+      maxes = np.stack([values(r, "reverse/heldout_minus_control/max") for r in records])
+      ax.plot(scales, maxes.mean(1), color="tab:purple", marker="s", ls="--",
+              label="max over phase 3 (mean)")
+    ax.set_xscale("symlog", linthresh=0.01)
+    ax.set_xlim(-0.002, 1.3)
+    ax.set_xlabel("mix_lower_lr_scale: phase-3 rate of embedding + lower half (1 = PROTOCOL)")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+  fig.suptitle("the dial from partial to none: freeze (0) or slow where phase 2 stored the "
+               "negatives; 'reverse' prefix")
+  fig.tight_layout()
+  fig.savefig(path, dpi=120)
+  plt.close(fig)
+
+
+def plot_g_over_phase3(records: list[dict], path: str):
+  """G (eval subset) and held-out − control at every phase-3 evaluation, per scale."""
+  fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+  cmap = plt.get_cmap("viridis")
+  for i, r in enumerate(records):
+    s = r["config"]["mix_lower_lr_scale"]
+    rows = [h for h in r["history"] if h["phase"] == "mix"]
+    seeds = sorted({h["seed"] for h in rows})
+    steps = sorted({h["step"] for h in rows})
+    get = lambda f: np.array([[f(h) for h in rows if h["seed"] == sd] for sd in seeds])
+    g = get(lambda h: h["eval/law/heldout"] / h["eval/law/useful"])
+    d = get(lambda h: h["eval/reverse/heldout"] - h["eval/reverse/control"])
+    color = cmap(i / max(len(records) - 1, 1))
+    axes[0].plot(steps, np.median(g, 0), color=color, label=f"scale {s:g}")
+    axes[1].plot(steps, d.mean(0), color=color, label=f"scale {s:g}")
+  axes[0].set_ylim(-0.5, 1.2)
+  axes[0].axhline(1, color="tab:green", ls="--")
+  axes[0].axhline(0, color="k", ls=":")
+  axes[0].set_title("G over phase 3 (median over seeds; first eval_size passwords per set)")
+  axes[1].axhline(0, color="k", ls=":")
+  axes[1].set_title("held-out − control over phase 3 (mean over seeds), 'reverse'")
+  for ax in axes:
+    ax.set_xlabel("phase-3 step")
+    ax.legend(fontsize=8)
+  fig.tight_layout()
+  fig.savefig(path, dpi=120)
+  plt.close(fig)
+
+
+def main(argv=None):
+  parser = argparse.ArgumentParser(description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument("--stage", choices=sorted(STAGES), action="append")
+  parser.add_argument("--plot-only", action="store_true")
+  parser.add_argument("--out", default=OUT)
+  parser.add_argument("--figures", default="figures")
+  args = parser.parse_args(argv)
+  toy.enable_compilation_cache()
+  names = args.stage or list(STAGES)
+  for name in names:
+    if not args.plot_only:
+      run_sweep(STAGES[name], args.out, on_result=lambda cfg, result: law_record(result))
+  records = {name: [load_point(args.out, c) for c in cfgs if is_stored(args.out, c)]
+             for name, cfgs in STAGES.items()}
+  text = "\n\n".join(f"### {name}\n\n{table(rs)}" for name, rs in records.items() if rs)
+  command = " ".join(["python experiments/partial.py", *(argv or sys.argv[1:])])
+  with open(os.path.join(args.out, "table.md"), "w") as f:
+    f.write(f"Written by `{command}`. Phase 3 end, reverse prefix, nats/token relative to "
+            "chance (or to the control); law slopes of centred target logits (reverse on "
+            "regular); mean ± sd over seeds, t-test against 0.\n\n" + text + "\n")
+  print(text)
+  dial = records["dial"]
+  if len(dial) == len(STAGES["dial"]):
+    os.makedirs(args.figures, exist_ok=True)
+    plot_dial(dial, os.path.join(args.figures, "partial_dial.png"))
+    plot_g_over_phase3(dial, os.path.join(args.figures, "partial_g_over_phase3.png"))
+  return records
+
+
+if __name__ == "__main__":
+  main()
