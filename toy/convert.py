@@ -209,13 +209,14 @@ class PythiaTask(nnx.Module):
     self.token_ids = TokenIds(jnp.asarray(np.asarray(token_ids, np.int32)))
 
   def __call__(self, tokens_BxT, hooks=None, ablate=None):
-    ids, net = self.token_ids[...], self.net
-    x_BxTxD = net.embed(ids[tokens_BxT])
-    for i, block in enumerate(net.blocks):  # as Transformer.__call__, with a narrow unembedding
-      x_BxTxD = block(x_BxTxD, hooks, ablate, f"blocks.{i}")
-      if hooks is not None:
-        hooks[f"blocks.{i}.hook_resid_post"] = x_BxTxD
-    return net.final_ln(x_BxTxD) @ net.unembed.kernel[...][:, ids]
+    # Transformer.__call__ on the task's ids: the same trunk (hooks, ablations), then the
+    # narrow unembedding
+    x_BxTxD = self.net.trunk(self.net.embed(self.token_ids[...][tokens_BxT]), hooks, ablate)
+    return x_BxTxD @ self.unembedding()
+
+  def unembedding(self):
+    """The D x (A + 3) columns of the output embedding that the task's tokens use."""
+    return self.net.unembed.kernel[...][:, self.token_ids[...]]
 
   def phase2_frozen(self, path: tuple) -> bool:
     return self.net.phase2_frozen(tuple(path[1:]))

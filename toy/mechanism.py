@@ -84,6 +84,7 @@ from flax import nnx
 
 from toy import data as D
 from toy.config import Config
+from toy.model import intervene
 
 SCALARS_FILE, MEMORY_FILE, CHILDREN_FILE, CONTEXTS_FILE = (
     "scalars.json", "memory.npy", "children.npy", "contexts.txt")
@@ -221,19 +222,48 @@ class ToyMechanism(nnx.Module):
     self.times = Times(a, c)
     self.additive = Additive(gain_add)
 
-  def parts(self, tokens_BxT) -> dict:
-    """The intermediate values by name: d (B), s (B), keys (BxT), readout (BxTxA)."""
-    d_B = self.prefix(tokens_BxT[:, 0])
-    return {"d": d_B, "s": self.times.sign(d_B), "keys": self.memory.keys(tokens_BxT),
-            "readout": self.memory(tokens_BxT)}
+  # The paths whose sum is the letters' logits, and the hook that records each one's output.
+  PATH_HOOKS = {"times": "times.hook_out", "memory": "memory.hook_out",
+                "additive": "additive.hook_out"}
 
-  def __call__(self, tokens_BxT):
-    p = self.parts(tokens_BxT)
+  def paths(self) -> tuple[str, ...]:
+    """The paths into the letters' logits: the direct memory path exists under "sum" only."""
+    return ("times", "memory", "additive") if self.combine == "sum" else ("times", "additive")
+
+  def parts(self, tokens_BxT, hooks=None, ablate=None) -> dict:
+    """The intermediate values by name: d (B), s (B), keys (BxT), readout (BxTxA), and each
+    path's contribution to the letters' logits (BxTxA; they sum to them): ``times`` (s times
+    the readout; under "sum", s on every letter), ``memory`` (the readout itself, "sum" only)
+    and ``additive`` (gain times the readout).
+
+    ``hooks`` (a dict) receives them under stable names: prefix.hook_sign (d), times.hook_s
+    (s), memory.hook_keys, memory.hook_readout, times.hook_out, memory.hook_out ("sum" only),
+    additive.hook_out. ``ablate`` intervenes as in ``toy.model.intervene`` on "prefix" (d),
+    "memory" (the readout, before any path reads it) and on each path's output ("times",
+    "memory", "additive"); the hooks record the values after the intervention.
+    """
+    ablate = ablate or {}
+    d_B = intervene(self.prefix(tokens_BxT[:, 0]), ablate.get("prefix"))
+    p = {"d": d_B, "s": self.times.sign(d_B), "keys": self.memory.keys(tokens_BxT),
+         "readout": intervene(self.memory(tokens_BxT), ablate.get("memory"))}
     s_Bx1x1, r_BxTxA, g = p["s"][:, None, None], p["readout"], self.additive.gain[...]
     if self.combine == "times":
-      letters_BxTxA = s_Bx1x1 * r_BxTxA + g * r_BxTxA
+      p["times"] = intervene(s_Bx1x1 * r_BxTxA, ablate.get("times"))
     else:  # "sum": the sign is added to every letter, so it cannot flip the memory
-      letters_BxTxA = s_Bx1x1 + r_BxTxA + g * r_BxTxA
+      p["times"] = intervene(jnp.broadcast_to(s_Bx1x1, r_BxTxA.shape), ablate.get("times"))
+      p["memory"] = r_BxTxA
+    p["additive"] = intervene(g * r_BxTxA, ablate.get("additive"))
+    if hooks is not None:
+      hooks.update({"prefix.hook_sign": p["d"], "times.hook_s": p["s"],
+                    "memory.hook_keys": p["keys"], "memory.hook_readout": p["readout"]})
+      hooks.update({self.PATH_HOOKS[k]: p[k] for k in self.paths()})
+    return p
+
+  def __call__(self, tokens_BxT, hooks=None, ablate=None):
+    p = self.parts(tokens_BxT, hooks, ablate)
+    letters_BxTxA = p["times"]
+    for path in self.paths()[1:]:
+      letters_BxTxA = letters_BxTxA + p[path]
     # The prefix tokens are never a target (losses read the first A logits): they get 0.
     pad_BxTx3 = jnp.zeros(letters_BxTxA.shape[:-1] + (self.vocab_size - self.alphabet_size,),
                           letters_BxTxA.dtype)

@@ -9,9 +9,25 @@ it one tensor at a time (see ``toy.convert``).
 Shape suffixes: B batch, T tokens, D width, H heads, K head size, F MLP width, V vocab.
 
 Activations are reachable by stable names, TransformerLens-style: ``model(tokens, hooks=cache)``
-fills ``cache`` with ``blocks.{i}.attn.hook_pattern``, ``blocks.{i}.hook_resid_post`` etc.
-Ablations are arguments of the forward pass: ``ablate={"blocks.0.attn": True}`` zeroes that
-sub-layer's contribution to the residual stream.
+fills the dict ``cache`` with::
+
+    hook_embed                    B x T x D   the input embedding (the residual stream's start)
+    blocks.{i}.hook_resid_pre     B x T x D   the residual stream entering block i
+    blocks.{i}.attn.hook_pattern  B x H x T x T  attention probabilities (query, key)
+    blocks.{i}.hook_attn_out      B x T x D   what attention adds to the residual stream
+    blocks.{i}.mlp.hook_post      B x T x F   the MLP's hidden activations (after GELU)
+    blocks.{i}.hook_mlp_out       B x T x D   what the MLP adds to the residual stream
+    blocks.{i}.hook_resid_post    B x T x D   the residual stream leaving block i
+    ln_final.hook_scale           B x T x 1   the final LayerNorm's divisor sqrt(var + eps)
+
+(``toy.inspect.run_with_cache`` returns them). With ``hooks=None`` nothing is stored and the
+computation is exactly the one without hooks.
+
+Interventions are arguments of the forward pass: ``ablate`` maps a component (``"embed"``,
+``"blocks.{i}.attn"``, ``"blocks.{i}.mlp"``) to ``True`` (zero its contribution to the residual
+stream), an array (replace its output by that array, broadcast to B x T x D: activation
+patching) or a function of its output (returning the new output). The hooks record the output
+after the intervention.
 """
 from __future__ import annotations
 
@@ -19,6 +35,7 @@ import dataclasses
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 
 
@@ -32,6 +49,23 @@ class TransformerConfig:
   rotary_pct: float = 0.25  # Pythia's value
   rotary_base: float = 10000.0
   ln_eps: float = 1e-5
+
+
+def intervene(out, how):
+  """One component's output after an ``ablate`` entry: None/False keep it, True zeroes it, a
+  function maps it, an array replaces it (broadcast to its shape)."""
+  if how is None or isinstance(how, (bool, np.bool_)):
+    return jnp.zeros_like(out) if how else out
+  if callable(how):
+    return how(out)
+  return jnp.broadcast_to(jnp.asarray(how, out.dtype), out.shape)
+
+
+def layer_norm_scale(x_BxTxD, eps: float):
+  """sqrt(var + eps) over the last axis, the divisor of ``nnx.LayerNorm`` (same formula: the
+  fast variance E[x^2] - E[x]^2, clipped at 0)."""
+  mean, mean_sq = x_BxTxD.mean(-1, keepdims=True), jnp.square(x_BxTxD).mean(-1, keepdims=True)
+  return jnp.sqrt(jnp.maximum(0.0, mean_sq - jnp.square(mean)) + eps)
 
 
 def rotary_tables(T: int, rot_dim: int, base: float):
@@ -80,8 +114,11 @@ class MLP(nnx.Module):
     self.up = nnx.Linear(cfg.d_model, cfg.mlp_ratio * cfg.d_model, rngs=rngs)
     self.down = nnx.Linear(cfg.mlp_ratio * cfg.d_model, cfg.d_model, rngs=rngs)
 
-  def __call__(self, x_BxTxD):
-    return self.down(jax.nn.gelu(self.up(x_BxTxD), approximate=False))
+  def __call__(self, x_BxTxD, hooks=None, name=""):
+    post_BxTxF = jax.nn.gelu(self.up(x_BxTxD), approximate=False)
+    if hooks is not None:
+      hooks[f"{name}.hook_post"] = post_BxTxF
+    return self.down(post_BxTxF)
 
 
 class Block(nnx.Module):
@@ -93,12 +130,12 @@ class Block(nnx.Module):
 
   def __call__(self, x_BxTxD, hooks=None, ablate=None, name=""):
     ablate = ablate or {}
+    if hooks is not None:
+      hooks[f"{name}.hook_resid_pre"] = x_BxTxD
     attn_out = self.attn(self.ln1(x_BxTxD), hooks, f"{name}.attn")
-    mlp_out = self.mlp(self.ln2(x_BxTxD))
-    if ablate.get(f"{name}.attn"):
-      attn_out = jnp.zeros_like(attn_out)
-    if ablate.get(f"{name}.mlp"):
-      mlp_out = jnp.zeros_like(mlp_out)
+    mlp_out = self.mlp(self.ln2(x_BxTxD), hooks, f"{name}.mlp")
+    attn_out = intervene(attn_out, ablate.get(f"{name}.attn"))
+    mlp_out = intervene(mlp_out, ablate.get(f"{name}.mlp"))
     if hooks is not None:
       hooks[f"{name}.hook_attn_out"], hooks[f"{name}.hook_mlp_out"] = attn_out, mlp_out
     return x_BxTxD + attn_out + mlp_out
@@ -115,12 +152,25 @@ class Transformer(nnx.Module):
     self.unembed = nnx.Linear(cfg.d_model, cfg.vocab_size, use_bias=False, rngs=rngs)
 
   def __call__(self, tokens_BxT, hooks=None, ablate=None):
-    x_BxTxD = self.embed(tokens_BxT)
+    return self.unembed(self.trunk(self.embed(tokens_BxT), hooks, ablate))
+
+  def trunk(self, x_BxTxD, hooks=None, ablate=None):
+    """Embedded tokens -> the final LayerNorm's output: the blocks and the final LayerNorm,
+    with their hooks and interventions (shared with ``toy.convert.PythiaTask``)."""
+    x_BxTxD = intervene(x_BxTxD, (ablate or {}).get("embed"))
+    if hooks is not None:
+      hooks["hook_embed"] = x_BxTxD
     for i, block in enumerate(self.blocks):
       x_BxTxD = block(x_BxTxD, hooks, ablate, f"blocks.{i}")
       if hooks is not None:
         hooks[f"blocks.{i}.hook_resid_post"] = x_BxTxD
-    return self.unembed(self.final_ln(x_BxTxD))
+    if hooks is not None:
+      hooks["ln_final.hook_scale"] = layer_norm_scale(x_BxTxD, self.cfg.ln_eps)
+    return self.final_ln(x_BxTxD)
+
+  def unembedding(self):
+    """The D x V output matrix of the logits this module returns."""
+    return self.unembed.kernel[...]
 
   def phase2_frozen(self, path: tuple) -> bool:
     """PROTOCOL phase 2: only the input embedding and the first half of the layers learn."""
