@@ -1,0 +1,439 @@
+"""Where the flip lives: activation caches, direct logit attribution, the law component by
+component, the prefix direction and activation patching, for the learned transformer (and a
+Pythia checkpoint wrapped by ``toy.convert.PythiaTask``) and for the hand-built toy, on one
+live model or on a seed-stacked run (``toy.engine.RunResult`` or ``load_run``).
+
+Cache names (``logits, cache = run_with_cache(model, tokens)``)
+----------------------------------------------------------------
+Transformer (``toy.model.Transformer``, ``toy.convert.PythiaTask``), TransformerLens-style::
+
+    hook_embed                    B x T x D   input embedding (start of the residual stream)
+    blocks.{i}.hook_resid_pre     B x T x D   residual stream entering block i
+    blocks.{i}.attn.hook_pattern  B x H x T x T  attention probabilities (query, key)
+    blocks.{i}.hook_attn_out      B x T x D   attention's write to the residual stream
+    blocks.{i}.mlp.hook_post      B x T x F   MLP hidden activations (after GELU)
+    blocks.{i}.hook_mlp_out       B x T x D   the MLP's write to the residual stream
+    blocks.{i}.hook_resid_post    B x T x D   residual stream leaving block i
+    ln_final.hook_scale           B x T x 1   final LayerNorm divisor sqrt(var + eps)
+
+Toy (``toy.mechanism.ToyMechanism``; its ``parts``)::
+
+    prefix.hook_sign      B          d: +1 "regular", -1 "reverse", 0 otherwise
+    times.hook_s          B          s = a + c * d
+    memory.hook_keys      B x T      the trie node (exact context) each position reads
+    memory.hook_readout   B x T x A  the memory row r it reads (0 for unseen contexts)
+    times.hook_out        B x T x A  the times node's output s * r ("sum": s on every letter)
+    memory.hook_out       B x T x A  the readout added directly ("sum" ablation only)
+    additive.hook_out     B x T x A  the additive path gain * r
+
+Components
+----------
+``attribution_components(model)``: what the logits are the sum of. Transformer: ``embed``,
+``blocks.{i}.attn``, ``blocks.{i}.mlp`` (each one's write to the residual stream, biases
+included) and ``bias`` (the final LayerNorm's bias through the unembedding). Toy: its paths
+``times``, ``additive`` (and ``memory`` under "sum"). ``patch_components(model)``: what can be
+patched (``ablate`` keys of the forward pass): the transformer's residual writers; the toy's
+``prefix`` (d), ``memory`` (the readout) and paths.
+
+Direct logit attribution (frozen LayerNorm scale)
+-------------------------------------------------
+The final residual stream is x = embed + sum_i (attn_i + mlp_i). The final LayerNorm is
+LN(x) = (x - mean(x)) / sigma * gamma + beta with sigma = ``ln_final.hook_scale`` from the
+full stream. Freezing sigma, LN is affine in x and mean-centering is linear, so component c
+contributes ((c - mean(c)) / sigma * gamma) @ W_U to the logits and ``bias`` contributes
+beta @ W_U; they sum to the logits exactly (up to float rounding). Each contribution is then
+centred over the alphabet and read at the true next letter, as ``toy.engine.
+centred_target_logits`` does for the whole model, so the parts sum to the model's centred
+target logit (tested within 1e-4). For the toy the paths are already logits.
+
+The law component by component
+------------------------------
+For each component and set (useful, held-out negatives): its per-password contribution
+under "reverse" regressed through the origin on the same under "regular" (``slope``; G =
+slope held-out / slope useful, as ``toy.measure``), and its ``share``: its contribution under
+"reverse" regressed through the origin on the *whole* model's centred target logit under
+"regular". Shares add up over components to the model's law slope, so they say which
+components carry the law; own slopes say whether a component flips what it itself wrote.
+A component that contributes 0 to every password under "regular" has no own slope (nan).
+
+The prefix direction
+--------------------
+At each layer (the residual stream after the embedding, ``embed``, and after each block,
+``blocks.{i}``) and position: the difference of means of the stream under "regular" minus
+under "reverse" over the same passwords (useful, held-out negatives and control), its norm
+(also relative to the stream's mean norm), and the held-out accuracy of a linear probe
+(ridge least squares on labels +-1, trained on the useful negatives and the control under
+both prefixes, tested on the held-out negatives under both). Position 0 holds only the prefix
+token, so there the probe is trivially exact. For every upper-half block j (the half phase 2
+freezes): the |cosine| between the direction entering it (the stream after block j-1) and
+what each of its MLP neurons reads: neuron n's pre-activation is
+(P (gamma2 * W_up[:, n])) . x / sigma + const, where P removes the mean over D and gamma2 is
+block j's ``ln2`` scale, so its read vector is P (gamma2 * W_up[:, n]). We report the max and
+the mean |cos| over neurons, beside the same for random directions (a baseline: about
+sqrt(2 / (pi D)) for the mean). The toy's streams are its scalars d (``prefix``) and s
+(``times``); it has no MLP.
+
+Activation patching
+-------------------
+For each patchable component and direction (regular -> reverse, reverse -> regular): run the
+source prefix, record the component's output, and run the target prefix with that output
+substituted (``ablate={component: array}``), on the useful and held-out negatives and the
+control. Reported: the change, patched minus clean target run, in (held-out - control) and
+(useful - control) mean per-token log-likelihood. Patching a component with its own output
+changes nothing (tested).
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from toy import data as D
+from toy.config import Config, validate
+from toy.losses import token_logps
+
+SETS = ("useful", "heldout", "control")
+LAW_SETS = ("useful", "heldout")
+PREFIXES = {"regular": D.REGULAR, "reverse": D.REVERSE}
+DIRECTIONS = (("regular", "reverse"), ("reverse", "regular"))  # (source, target) of a patch
+
+
+# ----------------------------------------------------------------------------- one live model
+
+def is_toy(model) -> bool:
+  return hasattr(model, "paths")
+
+
+def _net(model):
+  """The Transformer inside (a PythiaTask wraps one as ``net``)."""
+  return getattr(model, "net", model)
+
+
+def run_with_cache(model, tokens_BxT, ablate=None):
+  """(logits, cache): one forward pass that records every hook (names: module docstring)."""
+  cache: dict = {}
+  logits = model(jnp.asarray(tokens_BxT), hooks=cache, ablate=ablate)
+  return logits, cache
+
+
+def patch_components(model) -> dict[str, str]:
+  """Component name (an ``ablate`` key) -> the hook that records its output."""
+  if is_toy(model):
+    return {"prefix": "prefix.hook_sign", "memory": "memory.hook_readout",
+            **{p: model.PATH_HOOKS[p] for p in model.paths() if p != "memory"}}
+  out = {"embed": "hook_embed"}
+  for i in range(len(_net(model).blocks)):
+    out[f"blocks.{i}.attn"] = f"blocks.{i}.hook_attn_out"
+    out[f"blocks.{i}.mlp"] = f"blocks.{i}.hook_mlp_out"
+  return out
+
+
+def attribution_components(model) -> list[str]:
+  """The components whose logit contributions sum to the logits (module docstring)."""
+  if is_toy(model):
+    return list(model.paths())
+  return list(patch_components(model)) + ["bias"]
+
+
+def component_logits(model, cache: dict, alphabet_size: int) -> dict:
+  """{component: B x T x A}, each component's contribution to the letters' logits; they sum
+  to the model's letter logits (frozen final-LayerNorm scale for the transformer)."""
+  if is_toy(model):
+    return {p: cache[model.PATH_HOOKS[p]] for p in model.paths()}
+  net = _net(model)
+  W_DxA = model.unembedding()[:, :alphabet_size]
+  gamma, beta = net.final_ln.scale[...], net.final_ln.bias[...]
+  sigma_BxTx1 = cache["ln_final.hook_scale"]
+  out = {}
+  for name, hook in patch_components(model).items():
+    c_BxTxD = cache[hook]
+    out[name] = ((c_BxTxD - c_BxTxD.mean(-1, keepdims=True)) / sigma_BxTx1 * gamma) @ W_DxA
+  out["bias"] = jnp.broadcast_to(beta @ W_DxA, sigma_BxTx1.shape[:-1] + (alphabet_size,))
+  return out
+
+
+def centred_at(logits_BxTxA, targets_BxT):
+  """The target's logit minus the mean logit over the alphabet, B x T."""
+  centred = logits_BxTxA - logits_BxTxA.mean(-1, keepdims=True)
+  return jnp.take_along_axis(centred, jnp.asarray(targets_BxT)[..., None], axis=-1)[..., 0]
+
+
+def attribute(model, tokens_BxT, targets_BxT, alphabet_size: int) -> dict:
+  """Direct logit attribution of the centred target logit, per sequence and position:
+  {component: B x T} plus ``total``, the model's own centred target logit (the sum of the
+  components up to float rounding)."""
+  logits, cache = run_with_cache(model, tokens_BxT)
+  out = {name: centred_at(part, targets_BxT)
+         for name, part in component_logits(model, cache, alphabet_size).items()}
+  out["total"] = centred_at(logits[..., :alphabet_size], targets_BxT)
+  return out
+
+
+# ----------------------------------------------------------------------------- seed-stacked runs
+
+def n_seeds(result) -> int:
+  return jax.tree.leaves(result.params)[0].shape[0]
+
+
+def seed_model(result, i: int) -> nnx.Module:
+  """The live model of seed index ``i`` of a seed-stacked result."""
+  take = lambda tree: jax.tree.map(lambda x: x[i], tree)
+  return nnx.merge(result.graphdef, take(result.params), take(result.rest))
+
+
+def _seed_data(result, i: int) -> dict:
+  return {k: np.asarray(v[i]) for k, v in result.data.items()}
+
+
+def _batch(cfg: Config, data: dict, sets, prefix: str):
+  """Inputs and targets of ``sets`` (concatenated, in order) under ``prefix``, with the slice
+  of each set."""
+  pws = [jnp.asarray(data[s]) for s in sets]
+  tokens = jnp.concatenate([D.model_inputs(cfg, pw, PREFIXES[prefix]) for pw in pws])
+  ends = np.cumsum([0] + [pw.shape[0] for pw in pws])
+  return tokens, jnp.concatenate(pws), {s: slice(a, b) for s, a, b in zip(sets, ends, ends[1:])}
+
+
+def attribution(result, sets=LAW_SETS) -> dict:
+  """{(set, prefix): {component or "total": S x N}}: each password's centred target logit
+  (mean over its tokens), split by component, for every seed."""
+  cfg, out = result.cfg, {}
+  for i in range(n_seeds(result)):
+    model, data = seed_model(result, i), _seed_data(result, i)
+    for prefix in PREFIXES:
+      tokens, targets, where = _batch(cfg, data, sets, prefix)
+      per_pw = {k: np.asarray(v.mean(-1)) for k, v in
+                attribute(model, tokens, targets, cfg.alphabet_size).items()}
+      for s in sets:
+        row = out.setdefault((s, prefix), {})
+        for k, v in per_pw.items():
+          row.setdefault(k, []).append(v[where[s]])
+  return {key: {k: np.stack(v) for k, v in parts.items()} for key, parts in out.items()}
+
+
+def _slope(x, y):
+  """Least-squares slope through the origin along the last axis; nan where x is all 0."""
+  sxx = (x * x).sum(-1)
+  with np.errstate(invalid="ignore", divide="ignore"):
+    return np.where(sxx > 0, (x * y).sum(-1) / np.where(sxx > 0, sxx, 1), np.nan)
+
+
+def component_law(result, attr: dict | None = None) -> dict:
+  """{component or "total": {"slope/useful", "slope/heldout", "G", "share/useful",
+  "share/heldout"}}, each an array over seeds (module docstring, "The law component by
+  component"). "total" reproduces ``toy.measure.law_slopes``."""
+  attr = attribution(result) if attr is None else attr
+  out = {}
+  for comp in attr[("useful", "regular")]:
+    row = {}
+    for s in LAW_SETS:
+      x, y = attr[(s, "regular")][comp], attr[(s, "reverse")][comp]
+      row[f"slope/{s}"] = _slope(x, y)
+      row[f"share/{s}"] = _slope(attr[(s, "regular")]["total"], y)
+    with np.errstate(invalid="ignore", divide="ignore"):
+      row["G"] = row["slope/heldout"] / row["slope/useful"]
+    out[comp] = row
+  return out
+
+
+def streams(model, cache: dict) -> dict:
+  """{layer: B x T x D} the representations the prefix direction is read from."""
+  if is_toy(model):
+    T = cache["memory.hook_keys"].shape[1]
+    return {name: jnp.broadcast_to(cache[hook][:, None, None], (cache[hook].shape[0], T, 1))
+            for name, hook in (("prefix", "prefix.hook_sign"), ("times", "times.hook_s"))}
+  n = len(_net(model).blocks)
+  return {"embed": cache["hook_embed"],
+          **{f"blocks.{i}": cache[f"blocks.{i}.hook_resid_post"] for i in range(n)}}
+
+
+def mlp_read_vectors(model, block: int) -> np.ndarray:
+  """D x F: what each MLP neuron of ``block`` reads from the residual stream,
+  P (gamma2 * W_up[:, n]) (module docstring)."""
+  blk = _net(model).blocks[block]
+  read = np.asarray(blk.ln2.scale[...])[:, None] * np.asarray(blk.mlp.up.kernel[...])
+  return read - read.mean(0, keepdims=True)
+
+
+def upper_blocks(model) -> list[int]:
+  """The blocks that phase 2 freezes (toy: none)."""
+  if is_toy(model):
+    return []
+  n = len(_net(model).blocks)
+  return [i for i in range(n) if _net(model).phase2_frozen(("blocks", i))]
+
+
+def _abs_cos(u_TxD, read_DxF):
+  u = u_TxD / np.maximum(np.linalg.norm(u_TxD, axis=-1, keepdims=True), 1e-30)
+  r = read_DxF / np.maximum(np.linalg.norm(read_DxF, axis=0, keepdims=True), 1e-30)
+  return np.abs(u @ r)  # T x F
+
+
+def ridge_probe_accuracy(x_train, y_train, x_test, y_test, ridge: float = 1e-3) -> float:
+  """A least-squares linear probe (labels +-1, intercept, ridge = ``ridge`` x mean feature
+  variance), scored by sign on the test set (a score of 0 counts as +1, so features that do
+  not differ between the labels score 0.5 on a balanced test set)."""
+  x_train, x_test = np.asarray(x_train, np.float64), np.asarray(x_test, np.float64)
+  mu = x_train.mean(0)
+  xc = x_train - mu
+  lam = ridge * max(float((xc * xc).mean()), 1e-12) * len(xc)
+  w = np.linalg.solve(xc.T @ xc + lam * np.eye(xc.shape[1]), xc.T @ (y_train - y_train.mean()))
+  pred = (x_test - mu) @ w + y_train.mean()
+  return float((np.where(pred >= 0, 1.0, -1.0) == y_test).mean())
+
+
+def prefix_direction(result, n_random: int = 64) -> dict:
+  """The prefix direction at each layer and position, for every seed (module docstring).
+
+  Returns {"layers": names, "norm": S x layers x T, "relative_norm": S x layers x T,
+  "probe_accuracy": S x layers x T, "upper_blocks": [j], "cos_max"/"cos_mean": S x upper x T,
+  "random_cos_max"/"random_cos_mean": S x upper (the same for random directions)}.
+  """
+  cfg = result.cfg
+  out: dict = {k: [] for k in ("norm", "relative_norm", "probe_accuracy", "cos_max",
+                               "cos_mean", "random_cos_max", "random_cos_mean")}
+  rng = np.random.default_rng(0)
+  for i in range(n_seeds(result)):
+    model, data = seed_model(result, i), _seed_data(result, i)
+    per_prefix = {}
+    for prefix in PREFIXES:
+      tokens, _, where = _batch(cfg, data, SETS, prefix)
+      _, cache = run_with_cache(model, tokens)
+      per_prefix[prefix] = {k: np.asarray(v, np.float64) for k, v in streams(model, cache).items()}
+    layers = list(per_prefix["regular"])
+    train = np.r_[np.arange(where["useful"].start, where["useful"].stop),
+                  np.arange(where["control"].start, where["control"].stop)]
+    test = np.arange(where["heldout"].start, where["heldout"].stop)
+    y = lambda idx: np.r_[np.ones(len(idx)), -np.ones(len(idx))]  # regular rows, then reverse
+    norm, rel, acc, deltas = [], [], [], {}
+    for layer in layers:
+      reg, rev = per_prefix["regular"][layer], per_prefix["reverse"][layer]  # N x T x D
+      delta_TxD = reg.mean(0) - rev.mean(0)
+      deltas[layer] = delta_TxD
+      norm.append(np.linalg.norm(delta_TxD, axis=-1))
+      typical = 0.5 * (np.linalg.norm(reg, axis=-1).mean(0) + np.linalg.norm(rev, axis=-1).mean(0))
+      rel.append(norm[-1] / np.maximum(typical, 1e-30))
+      acc.append([ridge_probe_accuracy(np.r_[reg[train, t], rev[train, t]], y(train),
+                                       np.r_[reg[test, t], rev[test, t]], y(test))
+                  for t in range(reg.shape[1])])
+    cmax, cmean, rmax, rmean = [], [], [], []
+    for j in upper_blocks(model):
+      read = mlp_read_vectors(model, j)
+      cos = _abs_cos(deltas[layers[j]], read)  # the stream entering block j: after block j-1
+      cmax.append(cos.max(-1))
+      cmean.append(cos.mean(-1))
+      rand = _abs_cos(rng.normal(size=(n_random, read.shape[0])), read)
+      rmax.append(rand.max(-1).mean())
+      rmean.append(rand.mean())
+    for k, v in zip(out, (norm, rel, acc, cmax, cmean, rmax, rmean)):
+      out[k].append(np.asarray(v, np.float64))
+  out = {k: np.stack(v) for k, v in out.items()}
+  out.update(layers=layers, upper_blocks=upper_blocks(seed_model(result, 0)))
+  return out
+
+
+def _loglik(logits, targets, where: dict, alphabet_size: int) -> dict:
+  per_pw = np.asarray(token_logps(logits, targets, alphabet_size).mean(-1))
+  return {s: float(per_pw[w].mean()) for s, w in where.items()}
+
+
+def patching(result, components=None, directions=DIRECTIONS) -> dict:
+  """{(component, "source->target"): {"heldout_minus_control", "useful_minus_control",
+  "useful", "heldout", "control"}: the change, patched minus clean target run, of each mean
+  per-token log-likelihood (difference), per seed (S)}; also ("clean", prefix) with the clean
+  runs' values themselves. ``components`` defaults to every patchable one; ``directions``
+  are (source, target) prefix pairs."""
+  cfg, raw = result.cfg, {}
+  for i in range(n_seeds(result)):
+    model, data = seed_model(result, i), _seed_data(result, i)
+    hooks = patch_components(model)
+    runs = {}
+    for prefix in PREFIXES:
+      tokens, targets, where = _batch(cfg, data, SETS, prefix)
+      logits, cache = run_with_cache(model, tokens)
+      clean = _loglik(logits, targets, where, cfg.alphabet_size)
+      runs[prefix] = (tokens, targets, where, cache, clean)
+      raw.setdefault(("clean", prefix), []).append(clean)
+    for source, target in directions:
+      tokens, targets, where, _, clean = runs[target]
+      for comp in components or hooks:
+        replacement = runs[source][3][hooks[comp]]
+        patched = _loglik(model(tokens, ablate={comp: replacement}), targets, where,
+                          cfg.alphabet_size)
+        raw.setdefault((comp, f"{source}->{target}"), []).append(
+            {s: patched[s] - clean[s] for s in SETS})
+  out = {}
+  for key, rows in raw.items():
+    col = lambda s: np.array([r[s] for r in rows])
+    out[key] = {"heldout_minus_control": col("heldout") - col("control"),
+                "useful_minus_control": col("useful") - col("control"),
+                **{s: col(s) for s in SETS}}
+  return out
+
+
+# ----------------------------------------------------------------------------- saved runs
+
+def _read_history(path: str) -> list[dict]:
+  def value(v):
+    try:
+      return float(v)
+    except ValueError:
+      return v
+  with open(path, newline="") as f:
+    rows = [{k: value(v) for k, v in r.items() if v != ""} for r in csv.DictReader(f)]
+  for r in rows:
+    for k in ("seed", "step", "global_step"):
+      if k in r:
+        r[k] = int(r[k])
+  return rows
+
+
+def load_run(run_dir: str):
+  """A run folder written by ``toy.engine.save_run`` -> a seed-stacked ``RunResult``.
+
+  The model skeleton is rebuilt from config.json by ``toy.engine.build_model`` exactly as
+  the run built it (``init_state``, same seeds), then every parameter is filled from
+  params.npz (the shapes and the set of names must match); the data come from
+  ``seed_data``; history and summary from metrics.csv and summary.json when present. A
+  toy's ``toy_weights`` is ignored (params.npz holds the trained weights).
+  """
+  from toy.engine import RunResult, _apply_fn, _path_names, build_model, init_state, seed_data
+  from toy.engine import seed_keys
+  with open(os.path.join(run_dir, "config.json")) as f:
+    cfg = validate(Config(**json.load(f)))
+  seeds = cfg.seeds
+  per_seed = [seed_data(cfg, s) for s in seeds]
+  data = {k: np.stack([d[k] for d in per_seed]) for k in per_seed[0]}
+  skeleton = cfg.replace(toy_weights="")
+  graphdef, params, rest, _ = init_state([skeleton] * len(seeds), build_model,
+                                         seed_keys(seeds)[1], data)
+  path = os.path.join(run_dir, "params.npz")
+  with np.load(path) as stored:
+    stored = dict(stored)
+  leaves, treedef = jax.tree_util.tree_flatten_with_path(params)
+  names = ["/".join(map(str, _path_names(p))) for p, _ in leaves]
+  missing = [n for n in names if n not in stored]
+  extra = sorted(set(stored) - set(names))
+  if missing or extra:
+    raise ValueError(f"{path}: does not match the model of {run_dir}/config.json "
+                     f"(missing {missing[:5]}, unexpected {extra[:5]})")
+  filled = []
+  for name, (_, leaf) in zip(names, leaves):
+    if stored[name].shape != leaf.shape:
+      raise ValueError(f"{path}: {name} has shape {stored[name].shape}, the config's model "
+                       f"{leaf.shape}")
+    filled.append(jnp.asarray(stored[name], leaf.dtype))
+  params = jax.tree.unflatten(treedef, filled)
+  history, summary = [], []
+  if os.path.exists(os.path.join(run_dir, "metrics.csv")):
+    history = _read_history(os.path.join(run_dir, "metrics.csv"))
+  if os.path.exists(os.path.join(run_dir, "summary.json")):
+    with open(os.path.join(run_dir, "summary.json")) as f:
+      summary = json.load(f)
+  return RunResult(cfg, history, summary, graphdef, params, rest,
+                   {k: jnp.asarray(v) for k, v in data.items()}, _apply_fn(graphdef), run_dir)
