@@ -30,7 +30,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import toy
-from toy.config import add_config_args, config_from_args
+from toy.config import Config, add_config_args, config_from_args
 from toy.engine import default_run_name, train, train_many
 from toy.measure import law_slopes, summarize_model
 from toy.plots import STRETCH, phase_curves
@@ -90,41 +90,66 @@ def plot_law(slopes: dict, ratios: dict, path: str):
   plt.close(fig)
 
 
-def main(argv=None):
-  parser = argparse.ArgumentParser(description=__doc__,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_args(parser: argparse.ArgumentParser) -> None:
+  """Every Config field as a flag, and the toy's own learning rate."""
   add_config_args(parser)
   parser.add_argument("--toy_lr", type=float, default=None, help="the toy's own learning rate")
-  parser.add_argument("--figures", default="figures")
-  parser.add_argument("--results", default="results")
-  args = parser.parse_args(argv)
+
+
+TOY = "toy (hand-built)"
+PROTOCOL_COLUMN = "learned, PROTOCOL phase 3"
+
+
+def column_configs(args: argparse.Namespace) -> dict[str, Config]:
+  """The columns' configs by name: the toy, the learned transformer with the config's phase-3
+  lever and, when that lever is below 1, the same transformer under PROTOCOL's phase 3.
+  Defaults: preset ``partial``, 2 seeds. Raises ValueError on a bad value."""
+  args = argparse.Namespace(**vars(args))  # the caller's namespace stays as it was
   if args.n_seeds is None:
     args.n_seeds = 2
   if args.preset is None:
     args.preset = "partial"
+  learned_cfg = config_from_args(args, model="transformer")
+  toy_lr = {} if args.toy_lr is None else {"lr": args.toy_lr}
+  if args.lr is not None:  # a --lr meant for the learned model must not reach the toy
+    args.lr = None
+  # The toy runs PROTOCOL's phases: its flip lives in the times node, whatever the lever.
+  args.mix_lower_lr_scale = None
+  toy_cfg = config_from_args(args, model="toy", mix_lower_lr_scale=1.0, **toy_lr)
+  scale = learned_cfg.mix_lower_lr_scale
+  if scale >= 1:
+    return {TOY: toy_cfg, "learned transformer (PROTOCOL)": learned_cfg}
+  protocol_cfg = learned_cfg.replace(mix_lower_lr_scale=1.0,
+                                     run_name=default_run_name(learned_cfg) + "_protocol")
+  return {TOY: toy_cfg, f"learned, phase 3 lower half ×{scale:g}": learned_cfg,
+          PROTOCOL_COLUMN: protocol_cfg}
+
+
+def train_columns(cfgs: dict[str, Config], save: bool = True) -> dict:
+  """Trains the columns, each toy alone and the learned ones in one program (phases 1-2 once
+  for columns that differ only in phase-3 fields); {name: RunResult}."""
+  results = {name: train(c, save=save) for name, c in cfgs.items() if c.model == "toy"}
+  learned = [name for name, c in cfgs.items() if c.model != "toy"]
+  if learned:
+    results.update(zip(learned, train_many([cfgs[n] for n in learned], save=save)))
+  return {name: results[name] for name in cfgs}
+
+
+def main(argv=None):
+  parser = argparse.ArgumentParser(description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  add_args(parser)
+  parser.add_argument("--figures", default="figures")
+  parser.add_argument("--results", default="results")
+  args = parser.parse_args(argv)
   try:
-    learned_cfg = config_from_args(args, model="transformer")
-    toy_lr = {} if args.toy_lr is None else {"lr": args.toy_lr}
-    if args.lr is not None:  # a --lr meant for the learned model must not reach the toy
-      args.lr = None
-    # The toy runs PROTOCOL's phases: its flip lives in the times node, whatever the lever.
-    args.mix_lower_lr_scale = None
-    toy_cfg = config_from_args(args, model="toy", mix_lower_lr_scale=1.0, **toy_lr)
+    cfgs = column_configs(args)
   except ValueError as e:  # a bad value: say which field and its range, no traceback
     parser.error(str(e))
   toy.enable_compilation_cache()
-
+  toy_cfg, learned_cfg = list(cfgs.values())[:2]
   scale = learned_cfg.mix_lower_lr_scale
-  learned_name = (f"learned, phase 3 lower half ×{scale:g}" if scale < 1
-                  else "learned transformer (PROTOCOL)")
-  results = {"toy (hand-built)": train(toy_cfg)}
-  if scale < 1:  # one program: phases 1-2 trained once for both learned columns
-    protocol_cfg = learned_cfg.replace(mix_lower_lr_scale=1.0,
-                                       run_name=default_run_name(learned_cfg) + "_protocol")
-    partial, protocol = train_many([learned_cfg, protocol_cfg])
-    results.update({learned_name: partial, "learned, PROTOCOL phase 3": protocol})
-  else:
-    results[learned_name] = train(learned_cfg)
+  results = train_columns(cfgs)
   slopes = {name: law_slopes(r) for name, r in results.items()}
   rows = {name: summarize_model(r, slopes[name]) for name, r in results.items()}
   ratios = {name: rows[name]["generalization_ratio"]["mean"] for name in rows}
