@@ -52,10 +52,6 @@ DIRECTION_COLORS = {"regular->reverse": "tab:purple", "reverse->regular": "tab:g
 
 # ----------------------------------------------------------------------------- runs
 
-def run_dirs_of(cfgs: dict) -> dict[str, str]:
-  return {name: os.path.join(c.out_dir, default_run_name(c)) for name, c in cfgs.items()}
-
-
 def load_or_train(cfgs: dict) -> dict:
   """{name: loaded RunResult}; folders that are missing are trained (and written) first.
 
@@ -63,7 +59,7 @@ def load_or_train(cfgs: dict) -> dict:
   mix_lower_lr_scale), so a present folder whose config.json differs from the expected
   config is refused, naming the fields, rather than inspected as if it were that run.
   """
-  dirs = run_dirs_of(cfgs)
+  dirs = {name: os.path.join(c.out_dir, default_run_name(c)) for name, c in cfgs.items()}
   missing = {name: c for name, c in cfgs.items() if not os.path.isdir(dirs[name])}
   if missing:
     print(f"training the missing runs: {', '.join(dirs[n] for n in missing)}")

@@ -214,9 +214,14 @@ def centred_target_logits(cfg: Config, apply: Callable, params, rest, pws: list,
   centred logits are s(prefix) times a memory row). One forward pass for all sets."""
   inputs = jnp.concatenate([D.model_inputs(cfg, pw, w) for pw, w in zip(pws, prefixes)])
   logits = apply(params, rest, inputs)[..., :cfg.alphabet_size]
-  centred = logits - logits.mean(-1, keepdims=True)
-  per_pw = jnp.take_along_axis(centred, jnp.concatenate(pws)[..., None], axis=-1)[..., 0]
+  per_pw = centred_at(logits, jnp.concatenate(pws))
   return jnp.split(per_pw.mean(-1), np.cumsum([pw.shape[0] for pw in pws])[:-1])
+
+
+def centred_at(logits_BxTxA, targets_BxT):
+  """The true next letter's logit minus the mean logit over the alphabet, B x T."""
+  centred = logits_BxTxA - logits_BxTxA.mean(-1, keepdims=True)
+  return jnp.take_along_axis(centred, targets_BxT[..., None], axis=-1)[..., 0]
 
 
 def slope_through_origin(x, y):
@@ -582,7 +587,7 @@ def save_run(result: RunResult) -> str:
     write_csv(os.path.join(tmp, "metrics.csv"), result.history)
     with open(os.path.join(tmp, "summary.json"), "w") as f:
       json.dump(result.summary, f, indent=2)
-    flat = {"/".join(map(str, _path_names(p))): np.asarray(v)
+    flat = {param_key(p): np.asarray(v)
             for p, v in jax.tree_util.tree_flatten_with_path(result.params)[0]}
     np.savez(os.path.join(tmp, "params.npz"), **flat)
     if os.path.exists(final):
@@ -592,6 +597,11 @@ def save_run(result: RunResult) -> str:
     shutil.rmtree(tmp, ignore_errors=True)
     raise
   return final
+
+
+def param_key(path) -> str:
+  """A parameter's name in params.npz, e.g. 'blocks/0/attn/qkv/kernel'."""
+  return "/".join(map(str, _path_names(path)))
 
 
 def write_csv(path: str, rows: list[dict]):

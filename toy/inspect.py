@@ -95,6 +95,8 @@ from flax import nnx
 
 from toy import data as D
 from toy.config import Config, validate
+from toy.engine import (RunResult, _apply_fn, build_model, centred_at, init_state, param_key,
+                        seed_data, seed_keys)
 from toy.losses import token_logps
 
 SETS = ("useful", "heldout", "control")
@@ -157,17 +159,12 @@ def component_logits(model, cache: dict, alphabet_size: int) -> dict:
   return out
 
 
-def centred_at(logits_BxTxA, targets_BxT):
-  """The target's logit minus the mean logit over the alphabet, B x T."""
-  centred = logits_BxTxA - logits_BxTxA.mean(-1, keepdims=True)
-  return jnp.take_along_axis(centred, jnp.asarray(targets_BxT)[..., None], axis=-1)[..., 0]
-
-
 def attribute(model, tokens_BxT, targets_BxT, alphabet_size: int) -> dict:
   """Direct logit attribution of the centred target logit, per sequence and position:
   {component: B x T} plus ``total``, the model's own centred target logit (the sum of the
   components up to float rounding)."""
   logits, cache = run_with_cache(model, tokens_BxT)
+  targets_BxT = jnp.asarray(targets_BxT)
   out = {name: centred_at(part, targets_BxT)
          for name, part in component_logits(model, cache, alphabet_size).items()}
   out["total"] = centred_at(logits[..., :alphabet_size], targets_BxT)
@@ -402,8 +399,6 @@ def load_run(run_dir: str):
   ``seed_data``; history and summary from metrics.csv and summary.json when present. A
   toy's ``toy_weights`` is ignored (params.npz holds the trained weights).
   """
-  from toy.engine import RunResult, _apply_fn, _path_names, build_model, init_state, seed_data
-  from toy.engine import seed_keys
   with open(os.path.join(run_dir, "config.json")) as f:
     cfg = validate(Config(**json.load(f)))
   seeds = cfg.seeds
@@ -416,7 +411,7 @@ def load_run(run_dir: str):
   with np.load(path) as stored:
     stored = dict(stored)
   leaves, treedef = jax.tree_util.tree_flatten_with_path(params)
-  names = ["/".join(map(str, _path_names(p))) for p, _ in leaves]
+  names = [param_key(p) for p, _ in leaves]
   missing = [n for n in names if n not in stored]
   extra = sorted(set(stored) - set(names))
   if missing or extra:
