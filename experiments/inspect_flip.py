@@ -163,34 +163,38 @@ def patching_table(name: str, p: dict) -> list[str]:
   return lines + ["", "Clean runs (nats/token, for reference): " + "; ".join(clean) + ".", ""]
 
 
+SECTIONS = [  # (title, what it measures, the table of one model, the analysis it reads)
+    ("The law component by component",
+     "Per password, each component's contribution to the centred target logit under "
+     "\"reverse\" regressed through the origin on the same under \"regular\" (slope), and on "
+     "the whole model's under \"regular\" (share; shares add up to the law slope, row "
+     "`total`). n/a: the component contributes nothing under \"regular\" (no slope).",
+     law_table, "law"),
+    ("The prefix direction",
+     "Δ = mean residual stream under \"regular\" − under \"reverse\" (the same passwords), "
+     "after the embedding (`embed`) and after each block; the probe is trained on useful "
+     "negatives + control, tested on held-out negatives, both prefixes.",
+     direction_table, "direction"),
+    ("Activation patching",
+     "One component's output from the source-prefix run substituted into the target-prefix "
+     "run, on the same passwords; change in mean per-token log-likelihood differences, "
+     "patched minus clean.", patching_table, "patching"),
+]
+
+
 def report(runs: dict, out: dict, command: str) -> str:
   lines = ["# Where the flip lives", "", f"Command: `{command}`", "",
-           "Values are mean ± sd over seeds with a one-sample t-test against 0 (or against the "
-           "value named), which for a difference of two per-seed values is the paired t-test "
-           "(toy.sweep.paired_test). Module: `toy/inspect.py` (its docstring defines every "
-           "quantity).", "", "| model | run folder | seeds | attribution: max \\|Σ parts − "
+           "Values are mean ± sd over seeds; where a t-test is given it is against 0, or "
+           "against the value named (paired over seeds when that value is per seed, as for a "
+           "difference of two per-seed values; toy.sweep.paired_test). Module: "
+           "`toy/inspect.py` (its docstring defines every quantity).", "", "| model | run folder | seeds | attribution: max \\|Σ parts − "
            "model\\| |", "|---|---|---|---|"]
   for name, r in runs.items():
     lines.append(f"| {name} | `{r.run_dir}` | {r.cfg.seeds} | {out[name]['attribution_error']:.1e} |")
-  lines += ["", "## The law component by component", "",
-            "Per password, each component's contribution to the centred target logit under "
-            "\"reverse\" regressed through the origin on the same under \"regular\" (slope), and "
-            "on the whole model's under \"regular\" (share; shares add up to the law slope, row "
-            "`total`). n/a: the component contributes nothing under \"regular\" (no slope).", ""]
-  for name in runs:
-    lines += law_table(name, out[name]["law"])
-  lines += ["## The prefix direction", "",
-            "Δ = mean residual stream under \"regular\" − under \"reverse\" (the same passwords), "
-            "after the embedding (`embed`) and after each block; the probe is trained on useful "
-            "negatives + control, tested on held-out negatives, both prefixes.", ""]
-  for name in runs:
-    lines += direction_table(name, out[name]["direction"])
-  lines += ["## Activation patching", "",
-            "One component's output from the source-prefix run substituted into the "
-            "target-prefix run, on the same passwords; change in mean per-token "
-            "log-likelihood differences, patched minus clean.", ""]
-  for name in runs:
-    lines += patching_table(name, out[name]["patching"])
+  for title, intro, table, key in SECTIONS:
+    lines += ["", f"## {title}", "", intro, ""]
+    for name in runs:
+      lines += table(name, out[name][key])
   return "\n".join(lines)
 
 
