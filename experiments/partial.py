@@ -11,11 +11,13 @@ half has to learn to turn the stored suppression into promotion under "reverse" 
 and that reaches the held-out negatives too. Stages (seeds 0-7 unless said):
   dial     mix_lower_lr_scale in {0, 0.01, 0.03, 0.1, 0.3, 1}; scale 0 is the confirmation
   phase3   around scale 0: phase-3 learning rate and fine-tuning weight
-  shape    around scale 0: embedding trains, phase 3 twice as long, batch 128, width 128
+  shape    around scale 0: embedding trains, phase 3 twice as long
+  size     around scale 0: batch 128, width 128
   robust   the study's 16-token passwords, and the interp preset (A = 256, L = 2)
 Every point is one JSON in results/partial/ (hash of its config), with per-seed law slopes;
 points that differ only in phase-3 fields train phases 1-2 once. Writes
-results/partial/table.md, figures/partial_dial.png and figures/partial_g_over_phase3.png.
+results/partial/table.md (every knob and column), results/partial/summary.md (the main
+columns), figures/partial_dial.png and figures/partial_g_over_phase3.png.
 """
 from __future__ import annotations
 
@@ -43,18 +45,24 @@ def cpu(**kw):
   return make_config("cpu", **{**SEEDS, **kw})
 
 
-STAGES = {
-    "dial": [cpu(mix_lower_lr_scale=s) for s in DIAL],
-    "phase3": [cpu(mix_lower_lr_scale=0.0, **kw) for kw in (
-        dict(mix_lr=1e-3), dict(mix_lr=1e-2), dict(ft_weight=0.5), dict(ft_weight=2.0))],
-    "shape": [cpu(mix_lower_lr_scale=0.0, mix_lower_embed=False),
-              cpu(mix_lower_lr_scale=0.0, mix_steps=600),
-              # batch 128 with the same 640 negatives (128 held out) and 300 steps a phase
-              cpu(mix_lower_lr_scale=0.0, batch_size=128, n_neg_batches=5, n_heldout_batches=1,
-                  dpo_repeats=60),
-              cpu(mix_lower_lr_scale=0.0, d_model=128)],
-    "robust": [cpu(mix_lower_lr_scale=0.0, password_len=16),
-               *[make_config("interp", mix_lower_lr_scale=s, **SEEDS) for s in (0.0, 1.0)]],
+STAGES = {  # stage: [(label, config)]
+    "dial": [(f"scale {s:g}" + (" (PROTOCOL)" if s == 1 else ""), cpu(mix_lower_lr_scale=s))
+             for s in DIAL],
+    "phase3": [(label, cpu(mix_lower_lr_scale=0.0, **kw)) for label, kw in (
+        ("scale 0, phase-3 lr 1e-3", dict(mix_lr=1e-3)),
+        ("scale 0, phase-3 lr 1e-2", dict(mix_lr=1e-2)),
+        ("scale 0, ft_weight 0.5", dict(ft_weight=0.5)),
+        ("scale 0, ft_weight 2", dict(ft_weight=2.0)))],
+    "shape": [("scale 0 on blocks only, embedding trains",
+               cpu(mix_lower_lr_scale=0.0, mix_lower_embed=False)),
+              ("scale 0, phase 3 600 steps", cpu(mix_lower_lr_scale=0.0, mix_steps=600))],
+    "size": [  # batch 128 with the same 640 negatives (128 held out) and 300 steps a phase
+              ("scale 0, batch 128", cpu(mix_lower_lr_scale=0.0, batch_size=128,
+                                         n_neg_batches=5, n_heldout_batches=1, dpo_repeats=60)),
+              ("scale 0, width 128", cpu(mix_lower_lr_scale=0.0, d_model=128))],
+    "robust": [("scale 0, 16-token passwords", cpu(mix_lower_lr_scale=0.0, password_len=16)),
+               *[(f"interp (A=256, L=2), scale {s:g}",
+                  make_config("interp", mix_lower_lr_scale=s, **SEEDS)) for s in (0.0, 1.0)]],
 }
 KNOBS = ["preset", "mix_lower_lr_scale", "mix_lower_embed", "mix_lr", "mix_steps",
          "ft_weight", "batch_size", "d_model", "password_len", "alphabet_size"]
@@ -75,13 +83,15 @@ def values(record: dict, key: str) -> np.ndarray:
   return seed_values(record, key)
 
 
-def table(records: list[dict]) -> str:
-  head = KNOBS + ["seeds"] + [h for h, _ in COLUMNS]
+def table(labelled: list[tuple[str, dict]], knobs: bool = True,
+          columns: list[tuple[str, str]] = COLUMNS) -> str:
+  head = ["point"] + (KNOBS if knobs else []) + ["seeds"] + [h for h, _ in columns]
   lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
-  for r in records:
+  for label, r in labelled:
     c = r["config"]
-    cells = [str(c[k]) for k in KNOBS] + [f"{c['seed']}–{c['seed'] + c['n_seeds'] - 1}"]
-    for _, key in COLUMNS:
+    cells = [label] + ([str(c[k]) for k in KNOBS] if knobs else [])
+    cells += [f"{c['seed']}–{c['seed'] + c['n_seeds'] - 1}"]
+    for _, key in columns:
       v = values(r, key)
       test = paired_test(v, 0.0)
       extra = f", {int((v > 0).sum())}/{v.size} > 0" if "control" in key and "held" in key else ""
@@ -165,17 +175,24 @@ def main(argv=None):
   names = args.stage or list(STAGES)
   for name in names:
     if not args.plot_only:
-      run_sweep(STAGES[name], args.out, on_result=lambda cfg, result: law_record(result))
-  records = {name: [load_point(args.out, c) for c in cfgs if is_stored(args.out, c)]
-             for name, cfgs in STAGES.items()}
-  text = "\n\n".join(f"### {name}\n\n{table(rs)}" for name, rs in records.items() if rs)
+      run_sweep([c for _, c in STAGES[name]], args.out,
+                on_result=lambda cfg, result: law_record(result))
+  records = {name: [(label, load_point(args.out, c)) for label, c in pts if is_stored(args.out, c)]
+             for name, pts in STAGES.items()}
   command = " ".join(["python experiments/partial.py", *(argv or sys.argv[1:])])
+  head = (f"Written by `{command}`. Phase 3 end, reverse prefix, nats/token relative to "
+          "chance (or to the control); law slopes of centred target logits (reverse on "
+          "regular); G = held-out slope / useful slope; mean ± sd over seeds, t-test against "
+          "0 (paired per seed for held-out − control).\n\n")
+  full = "\n\n".join(f"### {name}\n\n{table(rs)}" for name, rs in records.items() if rs)
   with open(os.path.join(args.out, "table.md"), "w") as f:
-    f.write(f"Written by `{command}`. Phase 3 end, reverse prefix, nats/token relative to "
-            "chance (or to the control); law slopes of centred target logits (reverse on "
-            "regular); mean ± sd over seeds, t-test against 0.\n\n" + text + "\n")
-  print(text)
-  dial = records["dial"]
+    f.write(head + full + "\n")
+  compact = table([lr for rs in records.values() for lr in rs], knobs=False,
+                  columns=[COLUMNS[i] for i in (0, 1, 2, 3, 4, 7, 8, 9)])
+  with open(os.path.join(args.out, "summary.md"), "w") as f:
+    f.write(head + compact + "\n")
+  print(compact)
+  dial = [r for _, r in records["dial"]]
   if len(dial) == len(STAGES["dial"]):
     os.makedirs(args.figures, exist_ok=True)
     plot_dial(dial, os.path.join(args.figures, "partial_dial.png"))
