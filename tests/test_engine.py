@@ -10,7 +10,8 @@ import pytest
 
 from toy import data as D
 from toy.config import make_config
-from toy.engine import NonFiniteLossError, build_model, lr_schedule, train
+from toy.engine import NonFiniteLossError, build_model, train
+from toy.optim import lr_schedule
 
 
 @pytest.fixture(scope="module")
