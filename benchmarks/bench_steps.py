@@ -166,7 +166,7 @@ def torch_dpo_logps(model, pw_NxL, prefix_ids_N, A):
 
 
 def torch_phase_loss(policy, ref, phase, chosen, rejected, useful, random_pw, cfg):
-  """The loss of ``toy.engine.phase_loss`` written in eager torch (same batches in)."""
+  """The loss of ``toy.phases.phase_loss`` written in eager torch (same batches in)."""
   import torch
   import torch.nn.functional as Fnn
   A, B = cfg.alphabet_size, chosen.shape[0]

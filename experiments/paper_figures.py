@@ -1,5 +1,4 @@
-"""The study's four figures (PROTOCOL.md, "Figures of the study"), regenerated with our learned
-transformer trained from scratch.
+"""The study's four figures (PROTOCOL.md), regenerated with our transformer trained from scratch.
 
   python experiments/paper_figures.py                        # CPU scale: preset cpu, 5 seeds
   python experiments/paper_figures.py --preset partial       # phase 3 cannot rewrite the lower half

@@ -1,5 +1,6 @@
-"""Perfect, partial and none: the toy mechanism and the learned transformer, trained by the
-same engine on the same data and seeds, side by side in three columns.
+"""Perfect, partial and none: the toy and the learned transformer side by side, three columns.
+
+Both are trained by the same engine on the same data and seeds.
 
   python experiments/toy_vs_learned.py                     # CPU default (preset partial)
   python experiments/toy_vs_learned.py --toy_c 3 --toy_train_sign false   # hand-set the times node

@@ -1,4 +1,4 @@
-"""Bad values are rejected before training, with the field and its allowed range named."""
+"""Config: bad values refused naming the field and range, presets, flags, field roles."""
 import argparse
 import importlib.util
 import os

@@ -1,5 +1,7 @@
-"""The hand-built toy mechanism: perfect generalization, its law, the sum ablation, the NumPy
-reference, freezing, and the hand-editing round trip (toy/mechanism.py, toy/mechanism_io.py).
+"""The hand-built toy (toy/mechanism.py, toy/mechanism_io.py): law, ablation, files, freezing.
+
+Perfect generalization, its law, the sum ablation, the NumPy reference, freezing, and the
+hand-editing round trip.
 
 Training tests use the tiny preset with ``dpo_repeats=12`` (48 steps per phase instead of 16),
 so that the effect stands well clear of noise at every drawn alphabet; the default tiny preset

@@ -215,9 +215,8 @@ class Phase:
   graphdef: object
 
   def run(self, start: int, n_steps: int) -> tuple[dict, dict]:
-    """Steps start .. start + n_steps - 1, then an evaluation: (metrics, evals).
-
-    The state moves on; its previous buffers are donated to the program."""
+    """Steps start .. start + n_steps - 1, then an evaluation: (metrics, evals). The state
+    moves on; its previous buffers are donated to the program."""
     self.params, self.opt_state, metrics, evals = run_chunk(
         self.params, self.opt_state, self.ref, self.rest, self.data, self.tables, self.key,
         self.hyper, jnp.int32(start), cfg=self.cfg, graphdef=self.graphdef, phase=self.name,

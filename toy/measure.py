@@ -1,7 +1,6 @@
-"""The study's measurements of a trained run: law slopes, the generalization ratio G, and the
-per-model summary with paired tests that every table reports.
+"""The study's measurements of a trained run: law slopes, generalization ratio G, summaries.
 
-The law: for each useful or held-out negative, its centred target logit (the logit of each
+The per-model summary holds the paired tests that every table reports. The law: for each useful or held-out negative, its centred target logit (the logit of each
 true next letter minus the alphabet's mean logit, averaged over the password) under
 "reverse" against the same under "regular". The toy's law is one line through the origin
 with slope (a-c+g)/(a+c+g) for both sets; G = slope(held-out) / slope(useful) is 1 for

@@ -186,7 +186,7 @@ class ToyMechanism(nnx.Module):
                           letters_BxTxA.dtype)
     return jnp.concatenate([letters_BxTxA, pad_BxTx3], axis=-1)
 
-  # --- freezing hooks (toy.engine.trainable_labels) ---
+  # --- freezing hooks (toy.optim.trainable_labels) ---
   def phase2_frozen(self, path: tuple) -> bool:
     """Phase 2 (DPO): only the memory learns; the times node is on the output side."""
     return path[0] != "memory"
