@@ -21,7 +21,6 @@ columns), figures/partial_dial.png and figures/partial_g_over_phase3.png.
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
@@ -32,8 +31,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import toy
-from toy.config import make_config
+from toy.config import make_config, script_parser
 from toy.measure import law_record
+from toy.plots import save_figure
 from toy.sweep import fmt, is_stored, load_point, paired_test, run_sweep, seed_values
 
 OUT = os.path.join("results", "partial")
@@ -129,9 +129,7 @@ def plot_dial(records: list[dict], path: str):
     ax.legend(fontsize=8)
   fig.suptitle("the dial from partial to none: freeze (0) or slow where phase 2 stored the "
                "negatives; 'reverse' prefix")
-  fig.tight_layout()
-  fig.savefig(path, dpi=120)
-  plt.close(fig)
+  save_figure(fig, path)
 
 
 def plot_g_over_phase3(records: list[dict], path: str):
@@ -158,14 +156,11 @@ def plot_g_over_phase3(records: list[dict], path: str):
   for ax in axes:
     ax.set_xlabel("phase-3 step")
     ax.legend(fontsize=8)
-  fig.tight_layout()
-  fig.savefig(path, dpi=120)
-  plt.close(fig)
+  save_figure(fig, path)
 
 
 def main(argv=None):
-  parser = argparse.ArgumentParser(description=__doc__,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser = script_parser(__doc__)
   parser.add_argument("--stage", choices=sorted(STAGES), action="append")
   parser.add_argument("--plot-only", action="store_true")
   parser.add_argument("--out", default=OUT)

@@ -1,5 +1,6 @@
-"""Perfect, partial and none: the toy mechanism and the learned transformer, trained by the
-same engine on the same data and seeds, side by side in three columns.
+"""Perfect, partial and none: the toy and the learned transformer side by side, three columns.
+
+Both are trained by the same engine on the same data and seeds.
 
   python experiments/toy_vs_learned.py                     # CPU default (preset partial)
   python experiments/toy_vs_learned.py --toy_c 3 --toy_train_sign false   # hand-set the times node
@@ -18,7 +19,6 @@ unless --toy_lr is given, and the toy_* fields only concern the toy. Writes
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -30,11 +30,12 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import toy
-from toy.config import add_config_args, config_from_args
-from toy.engine import default_run_name, train, train_many
+from toy.config import config_from_args, parse_config, script_parser
+from toy.engine import train, train_many
+from toy.io import default_run_name, write_json_atomic
 from toy.measure import law_slopes, summarize_model
-from toy.plots import STRETCH, phase_curves
-from toy.sweep import fmt, write_json_atomic
+from toy.plots import STRETCH, phase_curves, save_figure
+from toy.sweep import fmt
 
 
 def table(rows: dict[str, dict], n_seeds: int) -> str:
@@ -64,9 +65,7 @@ def plot_phases(results: dict, path: str):
     phase_curves(ax, result.cfg, result.history,
                  f"{title}\nphases 1-2 under 'regular', phase 3 under 'reverse'; "
                  f"axis linear within ±{STRETCH}")
-  fig.tight_layout()
-  fig.savefig(path, dpi=120)
-  plt.close(fig)
+  save_figure(fig, path)
 
 
 def plot_law(slopes: dict, ratios: dict, path: str):
@@ -85,33 +84,23 @@ def plot_law(slopes: dict, ratios: dict, path: str):
     ax.set_ylabel("under 'reverse': true letter's logit − mean logit (uplift > 0)")
     ax.legend(fontsize=8)
   fig.suptitle("one point per password (all seeds); the toy's law: one line for both sets")
-  fig.tight_layout()
-  fig.savefig(path, dpi=120)
-  plt.close(fig)
+  save_figure(fig, path)
 
 
 def main(argv=None):
-  parser = argparse.ArgumentParser(description=__doc__,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
-  add_config_args(parser)
+  parser = script_parser(__doc__)
   parser.add_argument("--toy_lr", type=float, default=None, help="the toy's own learning rate")
   parser.add_argument("--figures", default="figures")
   parser.add_argument("--results", default="results")
-  args = parser.parse_args(argv)
-  if args.n_seeds is None:
-    args.n_seeds = 2
-  if args.preset is None:
-    args.preset = "partial"
-  try:
-    learned_cfg = config_from_args(args, model="transformer")
-    toy_lr = {} if args.toy_lr is None else {"lr": args.toy_lr}
-    if args.lr is not None:  # a --lr meant for the learned model must not reach the toy
-      args.lr = None
-    # The toy runs PROTOCOL's phases: its flip lives in the times node, whatever the lever.
-    args.mix_lower_lr_scale = None
-    toy_cfg = config_from_args(args, model="toy", mix_lower_lr_scale=1.0, **toy_lr)
-  except ValueError as e:  # a bad value: say which field and its range, no traceback
-    parser.error(str(e))
+  defaults = dict(n_seeds=2, preset="partial")
+  learned_cfg, args = parse_config(parser, argv, model="transformer", **defaults)
+  toy_lr = {} if args.toy_lr is None else {"lr": args.toy_lr}
+  if args.lr is not None:  # a --lr meant for the learned model must not reach the toy
+    args.lr = None
+  # The toy runs PROTOCOL's phases: its flip lives in the times node, whatever the lever.
+  args.mix_lower_lr_scale = None
+  toy_cfg = config_from_args(args, parser, model="toy", mix_lower_lr_scale=1.0, **defaults,
+                             **toy_lr)
   toy.enable_compilation_cache()
 
   scale = learned_cfg.mix_lower_lr_scale
