@@ -133,7 +133,12 @@ def plot_dial(records: list[dict], path: str):
 
 
 def plot_g_over_phase3(records: list[dict], path: str):
-  """G (eval subset) and held-out − control at every phase-3 evaluation, per scale."""
+  """The two law slopes and held-out − control at every phase-3 evaluation, per scale.
+
+  Slopes rather than their ratio G: at the start of phase 3 "reverse" still equals "regular"
+  (both slopes +1, G = 1 trivially) and the useful slope crosses 0 on its way to inversion,
+  where the ratio is undefined.
+  """
   fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
   cmap = plt.get_cmap("viridis")
   for i, r in enumerate(records):
@@ -141,18 +146,19 @@ def plot_g_over_phase3(records: list[dict], path: str):
     rows = [h for h in r["history"] if h["phase"] == "mix"]
     seeds = sorted({h["seed"] for h in rows})
     steps = sorted({h["step"] for h in rows})
-    get = lambda f: np.array([[f(h) for h in rows if h["seed"] == sd] for sd in seeds])
-    g = get(lambda h: h["eval/law/heldout"] / h["eval/law/useful"])
-    d = get(lambda h: h["eval/reverse/heldout"] - h["eval/reverse/control"])
+    get = lambda f: np.array([[f(h) for h in rows if h["seed"] == sd] for sd in seeds]).mean(0)
     color = cmap(i / max(len(records) - 1, 1))
-    axes[0].plot(steps, np.median(g, 0), color=color, label=f"scale {s:g}")
-    axes[1].plot(steps, d.mean(0), color=color, label=f"scale {s:g}")
-  axes[0].set_ylim(-0.5, 1.2)
-  axes[0].axhline(1, color="tab:green", ls="--")
+    axes[0].plot(steps, get(lambda h: h["eval/law/useful"]), color=color, label=f"scale {s:g}")
+    axes[0].plot(steps, get(lambda h: h["eval/law/heldout"]), color=color, ls="--")
+    axes[1].plot(steps, get(lambda h: h["eval/reverse/heldout"] - h["eval/reverse/control"]),
+                 color=color, label=f"scale {s:g}")
+  axes[0].plot([], [], color="k", label="useful negatives")
+  axes[0].plot([], [], color="k", ls="--", label="held-out negatives")
   axes[0].axhline(0, color="k", ls=":")
-  axes[0].set_title("G over phase 3 (median over seeds; first eval_size passwords per set)")
+  axes[0].set_title("law slope (reverse on regular) over phase 3, mean over seeds\n"
+                    "(first eval_size passwords per set; < 0: suppression turned to promotion)")
   axes[1].axhline(0, color="k", ls=":")
-  axes[1].set_title("held-out − control over phase 3 (mean over seeds), 'reverse'")
+  axes[1].set_title("held-out − control over phase 3, 'reverse', mean over seeds")
   for ax in axes:
     ax.set_xlabel("phase-3 step")
     ax.legend(fontsize=8)
