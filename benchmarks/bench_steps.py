@@ -43,6 +43,7 @@ import toy  # noqa: E402
 from toy import data as D  # noqa: E402
 from toy import engine as E  # noqa: E402
 from toy.config import make_config  # noqa: E402
+from toy.phases import eval_prefixes, phase_steps  # noqa: E402
 
 TARGETS = {"torch": 3.0, "peak": 0.5, "seeds": 2.0}
 
@@ -113,49 +114,40 @@ def matmul_peak(sizes=(2048, 4096), repeats=5) -> dict:
 class EngineBench:
   """The state ``toy.engine.train`` builds before a phase, and a call of its ``run_chunk``.
 
-  Built with ``toy.engine.setup``, the same preamble ``train_many`` runs, for one config.
+  Built with ``toy.engine.setup`` and ``start_phase``, as ``train_many`` builds it.
   """
 
   def __init__(self, cfg, phase: str, n_seeds: int, n_steps: int):
-    self.cfg, self.phase, self.n_steps = cfg, phase, n_steps
+    self.cfg, self.phase = cfg, phase
     cfg = cfg.replace(n_seeds=n_seeds)
     st = E.setup([cfg])
-    self.data, self.tables, self.k_train = st.data, st.tables, st.k_train
-    self.graphdef, self.params, self.rest = st.graphdef, st.params, st.rest
-    self.hyper = st.hyper
-    self.static_cfg = E.compile_key(cfg)
     # A reference that differs from the policy, as after phase 1.
-    self.ref = jax.tree.map(lambda x: x + 0.01, self.params)
-    labels, self.labels = st.phase_labels(cfg, phase)
+    self.ph = E.start_phase(st, cfg, phase, st.params,
+                            ref=jax.tree.map(lambda x: x + 0.01, st.params))
     self.n_trainable = sum(int(np.prod(x.shape[1:])) for x, lab in
-                           zip(jax.tree.leaves(self.params), jax.tree.leaves(labels))
+                           zip(jax.tree.leaves(self.ph.params), self.ph.labels)
                            if lab == "train")
-    n_total = E.phase_steps(cfg, phase)
-    self.opt_state = jax.vmap(E.make_optimizer(cfg, n_total, labels).init)(self.params)
-    phase_i = E.PHASES.index(phase)
-    self.key = jax.vmap(lambda k: jax.random.fold_in(k, phase_i))(self.k_train)
     # Never past the phase's end: later steps would be computed but flagged invalid.
-    self.n_steps = min(n_steps, n_total)
-
-  def _args(self):
-    return (self.params, self.opt_state, self.ref, self.rest, self.data, self.tables, self.key,
-            self.hyper, jnp.int32(0))
-
-  def _kw(self):
-    return dict(cfg=self.static_cfg, graphdef=self.graphdef, phase=self.phase,
-                n_steps=self.n_steps, labels=self.labels)
+    self.n_steps = min(n_steps, self.ph.n_total)
 
   def chunk(self):
     """One chunk of n_steps steps + its evaluation; the state carries over (it is donated)."""
-    out = E.run_chunk(*self._args(), **self._kw())
+    out = self.ph.run(0, self.n_steps)
     jax.block_until_ready(out)
-    self.params, self.opt_state = out[0], out[1]
     return out
+
+  def compiled(self):
+    """The chunk's compiled program (for XLA's cost analysis and HLO text)."""
+    ph = self.ph
+    return E.run_chunk.lower(
+        ph.params, ph.opt_state, ph.ref, ph.rest, ph.data, ph.tables, ph.key, ph.hyper,
+        jnp.int32(0), cfg=ph.cfg, graphdef=ph.graphdef, phase=ph.name, n_steps=self.n_steps,
+        labels=ph.labels).compile()
 
   def cost_analysis_flops(self):
     """XLA's own FLOP count of the compiled chunk (None where the backend gives none)."""
     try:
-      ca = E.run_chunk.lower(*self._args(), **self._kw()).compile().cost_analysis()
+      ca = self.compiled().cost_analysis()
       if isinstance(ca, list):
         ca = ca[0]
       return float(ca.get("flops")) if ca and ca.get("flops") else None
@@ -174,7 +166,7 @@ def torch_dpo_logps(model, pw_NxL, prefix_ids_N, A):
 
 
 def torch_phase_loss(policy, ref, phase, chosen, rejected, useful, random_pw, cfg):
-  """The loss of ``toy.engine.phase_loss`` written in eager torch (same batches in)."""
+  """The loss of ``toy.phases.phase_loss`` written in eager torch (same batches in)."""
   import torch
   import torch.nn.functional as Fnn
   A, B = cfg.alphabet_size, chosen.shape[0]
@@ -233,7 +225,7 @@ class TorchBench:
     self.n_trainable = sum(p.numel() for p in self.trainable)
     self.opt = torch.optim.AdamW(self.trainable, lr=cfg.lr, betas=(0.9, 0.999), eps=1e-8,
                                  weight_decay=cfg.weight_decay)
-    total, warm = E.phase_steps(cfg, phase), cfg.warmup_steps
+    total, warm = phase_steps(cfg, phase), cfg.warmup_steps
 
     def lr_lambda(step):
       if step < warm:
@@ -283,7 +275,7 @@ def profile_chunk(eb: "EngineBench") -> dict:
   import json
   import re
   import tempfile
-  hlo = E.run_chunk.lower(*eb._args(), **eb._kw()).compile().as_text()
+  hlo = eb.compiled().as_text()
   calls = dict(re.findall(r"%([\w.\-]+) = [^\n]*?calls=%([\w.\-]+)", hlo))
   bodies = dict(re.findall(r"\n%([\w.\-]+) \(.*?\n(.*?)\n}\n", hlo, re.S))
   has_dot = lambda name: (" dot(" in bodies.get(calls.get(name, ""), "")
@@ -452,7 +444,7 @@ def main(argv=None):
   def chunk_flops(c, n_steps, n_seeds=1):
     """Steps + the evaluation that ends the chunk (3 sets x prefixes x eval_size forward)."""
     f = step_flops(c, "dpo")
-    n_eval = 3 * len(E.eval_prefixes(c, "dpo")) * c.eval_size
+    n_eval = 3 * len(eval_prefixes(c, "dpo")) * c.eval_size
     return n_seeds * (n_steps * f["total"] + n_eval * f["fwd_seq"])
 
   if "peak" not in skip:
@@ -461,10 +453,10 @@ def main(argv=None):
     mm = jax.jit(lambda a, b: a @ b)
     mm(a_pk, a_pk).block_until_ready()
     peak_fn = lambda: mm(a_pk, a_pk).block_until_ready()
-    variants = [(cfg, min(args.steps, E.phase_steps(cfg, "dpo")), f"batch {cfg.batch_size} (preset)")]
+    variants = [(cfg, min(args.steps, phase_steps(cfg, "dpo")), f"batch {cfg.batch_size} (preset)")]
     if args.big_batch and args.big_batch != cfg.batch_size:
       big = cfg.replace(batch_size=args.big_batch)
-      variants.append((big, min(args.big_steps, E.phase_steps(big, "dpo")),
+      variants.append((big, min(args.big_steps, phase_steps(big, "dpo")),
                        f"batch {args.big_batch}"))
     big_peak = matmul_peak((4096,), repeats=3)[4096]
     print(f"matmul 4096^3: {big_peak / 1e9:.1f} GFLOP/s (median of 3)", flush=True)
@@ -515,7 +507,7 @@ def main(argv=None):
 
   # ---------------------------------------------------------------- (c) seeds vmapped
   if "seeds" not in skip and args.seeds > 1:
-    S, n = args.seeds, min(args.seed_steps, E.phase_steps(cfg, "dpo"))
+    S, n = args.seeds, min(args.seed_steps, phase_steps(cfg, "dpo"))
     one = EngineBench(cfg, "dpo", 1, n)
     many = EngineBench(cfg, "dpo", S, n)
     one.chunk(), many.chunk()
@@ -536,7 +528,7 @@ def main(argv=None):
 
   load_after = loadavg()
   fl = step_flops(cfg, "dpo")
-  n_ev = 3 * len(E.eval_prefixes(cfg, "dpo"))
+  n_ev = 3 * len(eval_prefixes(cfg, "dpo"))
   ev = n_ev * cfg.eval_size * fl["fwd_seq"]
   method = (
       "Numbers are median (best) over the timed repeats; repeats alternate between the two "

@@ -30,28 +30,19 @@ def time_paper_dpo_step(repeats: int) -> dict:
   # both prefixes, so that the chunk's evaluation is the one evaluate_seeds times below
   cfg = make_config("paper", eval_every=1, eval_prefixes="both")
   st = E.setup([cfg])
-  params, rest, data = st.params, st.rest, st.data
-  labels, label_tuple = st.phase_labels(cfg, "dpo")
-  ref = jax.tree.map(jnp.copy, params)
-  opt = jax.vmap(E.make_optimizer(cfg, cfg.dpo_steps, labels).init)(params)
-  static = E.compile_key(cfg)
-  call = lambda p, o, s: E.run_chunk(p, o, ref, rest, data, st.tables, st.k_train, st.hyper,
-                                     jnp.int32(s), cfg=static, graphdef=st.graphdef,
-                                     phase="dpo", n_steps=1, labels=label_tuple)
+  ph = E.start_phase(st, cfg, "dpo", st.params, ref=jax.tree.map(jnp.copy, st.params))
   t0 = time.perf_counter()
-  params, opt, _, ev = call(params, opt, 0)
-  jax.block_until_ready(ev)
+  jax.block_until_ready(ph.run(0, 1))
   compile_s = time.perf_counter() - t0
-  evaluate = lambda p: E.evaluate_seeds(p, rest, data, cfg=static, graphdef=st.graphdef)
-  jax.block_until_ready(evaluate(params))  # compile outside the timed loop
+  evaluate = lambda p: E.evaluate_seeds(p, ph.rest, ph.data, cfg=ph.cfg, graphdef=ph.graphdef)
+  jax.block_until_ready(evaluate(ph.params))  # compile outside the timed loop
   steps, evals = [], []
   for i in range(repeats):
     t0 = time.perf_counter()
-    params, opt, _, ev = call(params, opt, i + 1)
-    jax.block_until_ready(ev)
+    jax.block_until_ready(ph.run(i + 1, 1))
     steps.append(time.perf_counter() - t0)
     t0 = time.perf_counter()
-    jax.block_until_ready(evaluate(params))
+    jax.block_until_ready(evaluate(ph.params))
     evals.append(time.perf_counter() - t0)
   return {"first_call_s": compile_s, "chunk_s": float(np.median(steps)),
           "eval_s": float(np.median(evals))}

@@ -23,7 +23,6 @@ model is then loaded from its folder (``toy.inspect.load_run``). Writes
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import importlib.util
 import os
@@ -37,8 +36,10 @@ import numpy as np
 
 import toy
 from toy import inspect as I
-from toy.engine import default_run_name
-from toy.sweep import fmt, paired_test, write_json_atomic
+from toy.config import parse_config, script_parser
+from toy.io import default_run_name, write_json_atomic
+from toy.plots import save_figure
+from toy.sweep import fmt, paired_test
 
 _spec = importlib.util.spec_from_file_location(
     "toy_vs_learned", os.path.join(os.path.dirname(os.path.abspath(__file__)),
@@ -233,9 +234,7 @@ def plot_component_law(runs: dict, out: dict, path: str):
     ax.set_xlabel("under 'regular'", fontsize=8)
   fig.suptitle("Each component's contribution to the centred target logit, one point per "
                "password (all seeds): blue useful, red held-out negatives", fontsize=11)
-  fig.tight_layout()
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
+  save_figure(fig, path, dpi=110)
 
 
 def plot_prefix_direction(runs: dict, out: dict, path: str):
@@ -272,9 +271,7 @@ def plot_prefix_direction(runs: dict, out: dict, path: str):
       row[2].text(0.5, 0.5, "no MLP: the direction is read by the times node", ha="center",
                   va="center", fontsize=9)
   fig.suptitle("The prefix direction (mean over seeds)", fontsize=11)
-  fig.tight_layout()
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
+  save_figure(fig, path, dpi=110)
 
 
 def plot_patching(runs: dict, out: dict, path: str):
@@ -298,9 +295,7 @@ def plot_patching(runs: dict, out: dict, path: str):
     ax.legend(fontsize=7)
   fig.suptitle("Activation patching across prefixes (mean ± sd over seeds, dots: seeds)",
                fontsize=11)
-  fig.tight_layout()
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
+  save_figure(fig, path, dpi=110)
 
 
 # ----------------------------------------------------------------------------- main
@@ -319,22 +314,18 @@ def _jsonable(obj):
 
 
 def main(argv=None):
-  parser = argparse.ArgumentParser(description=__doc__,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser = script_parser(__doc__)
   tvl.add_args(parser)
   parser.add_argument("--run_dirs", nargs="+", default=None,
                       help="saved run folders to inspect instead of toy_vs_learned's")
   parser.add_argument("--figures", default="figures")
   parser.add_argument("--results", default="results")
-  args = parser.parse_args(argv)
+  learned_cfg, args = parse_config(parser, argv, model="transformer", **tvl.DEFAULTS)
   toy.enable_compilation_cache()
   if args.run_dirs:
     runs = {os.path.basename(os.path.normpath(d)): I.load_run(d) for d in args.run_dirs}
   else:
-    try:
-      cfgs = tvl.column_configs(args)
-    except ValueError as e:
-      parser.error(str(e))
+    cfgs = tvl.column_configs(learned_cfg, args, parser)
     try:
       runs = load_or_train(cfgs)
     except ValueError as e:

@@ -1,5 +1,4 @@
-"""The study's four figures (PROTOCOL.md, "Figures of the study"), regenerated with our learned
-transformer trained from scratch.
+"""The study's four figures (PROTOCOL.md), regenerated with our transformer trained from scratch.
 
   python experiments/paper_figures.py                        # CPU scale: preset cpu, 5 seeds
   python experiments/paper_figures.py --preset partial       # phase 3 cannot rewrite the lower half
@@ -23,7 +22,6 @@ results/paper_figures/<preset>/table.md.
 """
 from __future__ import annotations
 
-import argparse
 import math
 import os
 import sys
@@ -37,10 +35,10 @@ import numpy as np
 from flax import nnx
 
 import toy
-from toy.config import Config, add_config_args, config_from_args
+from toy.config import Config, parse_config, script_parser
 from toy.engine import build_model
 from toy.plots import SET_COLORS, SET_LABELS, chance_line, mean_sd_errorbar, phase_curves, \
-    stretch_yaxis
+    save_figure, stretch_yaxis
 from toy.sweep import fmt, is_stored, load_point, paired_test, run_sweep, seed_values
 
 FIGURES = ("phases", "heldout_proportion", "model_size", "ablations")
@@ -109,9 +107,7 @@ def plot_phases(cfg: Config, record: dict, path: str):
                f"Learned transformer, preset {cfg.preset}, {cfg.n_seeds} seeds: phases 1-2 under "
                f"'regular', phase 3 under 'reverse'\n(axis linear within ±0.02 nats of chance, "
                "logarithmic beyond)")
-  fig.tight_layout()
-  fig.savefig(path, dpi=120)
-  plt.close(fig)
+  save_figure(fig, path)
 
 
 def plot_sweep(cfg: Config, xs, records: list[dict], xlabel: str, title: str, path: str,
@@ -145,9 +141,7 @@ def plot_sweep(cfg: Config, xs, records: list[dict], xlabel: str, title: str, pa
     ax.legend(fontsize=8)
   fig.suptitle(title + f"\nmean ± sd over {records[0]['config']['n_seeds']} seeds (dots: seeds)",
                fontsize=10)
-  fig.tight_layout()
-  fig.savefig(path, dpi=120)
-  plt.close(fig)
+  save_figure(fig, path)
 
 
 def table(sections: dict[str, list[tuple[str, dict]]]) -> str:
@@ -169,22 +163,15 @@ def table(sections: dict[str, list[tuple[str, dict]]]) -> str:
 
 
 def main(argv=None):
-  parser = argparse.ArgumentParser(description=__doc__,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
-  add_config_args(parser)
+  parser = script_parser(__doc__)
   parser.add_argument("--figure", choices=FIGURES, action="append",
                       help="draw only this figure (repeatable); default: all four")
   parser.add_argument("--plot-only", action="store_true",
                       help="train nothing; draw the figures whose points are all stored")
   parser.add_argument("--out", default=None, help="default results/paper_figures/<preset>")
   parser.add_argument("--figures_dir", default="figures")
-  args = parser.parse_args(argv)
-  if args.n_seeds is None:
-    args.n_seeds = 5  # PROTOCOL.md: mean ± sd over 5 seeds for the sweeps
-  try:
-    base = config_from_args(args)
-  except ValueError as e:  # a bad value: say which field and its range, no traceback
-    parser.error(str(e))
+  # PROTOCOL.md: mean ± sd over 5 seeds for the sweeps
+  base, args = parse_config(parser, argv, n_seeds=5)
   out = args.out or os.path.join("results", "paper_figures", base.preset)
   figures = args.figure or list(FIGURES)
   grid = {name: pts for name, pts in points(base).items() if name in figures}

@@ -11,15 +11,16 @@ half has to learn to turn the stored suppression into promotion under "reverse" 
 and that reaches the held-out negatives too. Stages (seeds 0-7 unless said):
   dial     mix_lower_lr_scale in {0, 0.01, 0.03, 0.1, 0.3, 1}; scale 0 is the confirmation
   phase3   around scale 0: phase-3 learning rate and fine-tuning weight
-  shape    around scale 0: embedding trains, phase 3 twice as long, batch 128, width 128
+  shape    around scale 0: embedding trains, phase 3 twice as long
+  size     around scale 0: batch 128, width 128
   robust   the study's 16-token passwords, and the interp preset (A = 256, L = 2)
 Every point is one JSON in results/partial/ (hash of its config), with per-seed law slopes;
 points that differ only in phase-3 fields train phases 1-2 once. Writes
-results/partial/table.md, figures/partial_dial.png and figures/partial_g_over_phase3.png.
+results/partial/table.md (every knob and column), results/partial/summary.md (the main
+columns), figures/partial_dial.png and figures/partial_g_over_phase3.png.
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
@@ -30,8 +31,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import toy
-from toy.config import make_config
+from toy.config import make_config, script_parser
 from toy.measure import law_record
+from toy.plots import save_figure
 from toy.sweep import fmt, is_stored, load_point, paired_test, run_sweep, seed_values
 
 OUT = os.path.join("results", "partial")
@@ -43,18 +45,24 @@ def cpu(**kw):
   return make_config("cpu", **{**SEEDS, **kw})
 
 
-STAGES = {
-    "dial": [cpu(mix_lower_lr_scale=s) for s in DIAL],
-    "phase3": [cpu(mix_lower_lr_scale=0.0, **kw) for kw in (
-        dict(mix_lr=1e-3), dict(mix_lr=1e-2), dict(ft_weight=0.5), dict(ft_weight=2.0))],
-    "shape": [cpu(mix_lower_lr_scale=0.0, mix_lower_embed=False),
-              cpu(mix_lower_lr_scale=0.0, mix_steps=600),
-              # batch 128 with the same 640 negatives (128 held out) and 300 steps a phase
-              cpu(mix_lower_lr_scale=0.0, batch_size=128, n_neg_batches=5, n_heldout_batches=1,
-                  dpo_repeats=60),
-              cpu(mix_lower_lr_scale=0.0, d_model=128)],
-    "robust": [cpu(mix_lower_lr_scale=0.0, password_len=16),
-               *[make_config("interp", mix_lower_lr_scale=s, **SEEDS) for s in (0.0, 1.0)]],
+STAGES = {  # stage: [(label, config)]
+    "dial": [(f"scale {s:g}" + (" (PROTOCOL)" if s == 1 else ""), cpu(mix_lower_lr_scale=s))
+             for s in DIAL],
+    "phase3": [(label, cpu(mix_lower_lr_scale=0.0, **kw)) for label, kw in (
+        ("scale 0, phase-3 lr 1e-3", dict(mix_lr=1e-3)),
+        ("scale 0, phase-3 lr 1e-2", dict(mix_lr=1e-2)),
+        ("scale 0, ft_weight 0.5", dict(ft_weight=0.5)),
+        ("scale 0, ft_weight 2", dict(ft_weight=2.0)))],
+    "shape": [("scale 0 on blocks only, embedding trains",
+               cpu(mix_lower_lr_scale=0.0, mix_lower_embed=False)),
+              ("scale 0, phase 3 600 steps", cpu(mix_lower_lr_scale=0.0, mix_steps=600))],
+    "size": [  # batch 128 with the same 640 negatives (128 held out) and 300 steps a phase
+              ("scale 0, batch 128", cpu(mix_lower_lr_scale=0.0, batch_size=128,
+                                         n_neg_batches=5, n_heldout_batches=1, dpo_repeats=60)),
+              ("scale 0, width 128", cpu(mix_lower_lr_scale=0.0, d_model=128))],
+    "robust": [("scale 0, 16-token passwords", cpu(mix_lower_lr_scale=0.0, password_len=16)),
+               *[(f"interp (A=256, L=2), scale {s:g}",
+                  make_config("interp", mix_lower_lr_scale=s, **SEEDS)) for s in (0.0, 1.0)]],
 }
 KNOBS = ["preset", "mix_lower_lr_scale", "mix_lower_embed", "mix_lr", "mix_steps",
          "ft_weight", "batch_size", "d_model", "password_len", "alphabet_size"]
@@ -75,13 +83,15 @@ def values(record: dict, key: str) -> np.ndarray:
   return seed_values(record, key)
 
 
-def table(records: list[dict]) -> str:
-  head = KNOBS + ["seeds"] + [h for h, _ in COLUMNS]
+def table(labelled: list[tuple[str, dict]], knobs: bool = True,
+          columns: list[tuple[str, str]] = COLUMNS) -> str:
+  head = ["point"] + (KNOBS if knobs else []) + ["seeds"] + [h for h, _ in columns]
   lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
-  for r in records:
+  for label, r in labelled:
     c = r["config"]
-    cells = [str(c[k]) for k in KNOBS] + [f"{c['seed']}–{c['seed'] + c['n_seeds'] - 1}"]
-    for _, key in COLUMNS:
+    cells = [label] + ([str(c[k]) for k in KNOBS] if knobs else [])
+    cells += [f"{c['seed']}–{c['seed'] + c['n_seeds'] - 1}"]
+    for _, key in columns:
       v = values(r, key)
       test = paired_test(v, 0.0)
       extra = f", {int((v > 0).sum())}/{v.size} > 0" if "control" in key and "held" in key else ""
@@ -119,13 +129,16 @@ def plot_dial(records: list[dict], path: str):
     ax.legend(fontsize=8)
   fig.suptitle("the dial from partial to none: freeze (0) or slow where phase 2 stored the "
                "negatives; 'reverse' prefix")
-  fig.tight_layout()
-  fig.savefig(path, dpi=120)
-  plt.close(fig)
+  save_figure(fig, path)
 
 
 def plot_g_over_phase3(records: list[dict], path: str):
-  """G (eval subset) and held-out − control at every phase-3 evaluation, per scale."""
+  """The two law slopes and held-out − control at every phase-3 evaluation, per scale.
+
+  Slopes rather than their ratio G: at the start of phase 3 "reverse" still equals "regular"
+  (both slopes +1, G = 1 trivially) and the useful slope crosses 0 on its way to inversion,
+  where the ratio is undefined.
+  """
   fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
   cmap = plt.get_cmap("viridis")
   for i, r in enumerate(records):
@@ -133,29 +146,27 @@ def plot_g_over_phase3(records: list[dict], path: str):
     rows = [h for h in r["history"] if h["phase"] == "mix"]
     seeds = sorted({h["seed"] for h in rows})
     steps = sorted({h["step"] for h in rows})
-    get = lambda f: np.array([[f(h) for h in rows if h["seed"] == sd] for sd in seeds])
-    g = get(lambda h: h["eval/law/heldout"] / h["eval/law/useful"])
-    d = get(lambda h: h["eval/reverse/heldout"] - h["eval/reverse/control"])
+    get = lambda f: np.array([[f(h) for h in rows if h["seed"] == sd] for sd in seeds]).mean(0)
     color = cmap(i / max(len(records) - 1, 1))
-    axes[0].plot(steps, np.median(g, 0), color=color, label=f"scale {s:g}")
-    axes[1].plot(steps, d.mean(0), color=color, label=f"scale {s:g}")
-  axes[0].set_ylim(-0.5, 1.2)
-  axes[0].axhline(1, color="tab:green", ls="--")
+    axes[0].plot(steps, get(lambda h: h["eval/law/useful"]), color=color, label=f"scale {s:g}")
+    axes[0].plot(steps, get(lambda h: h["eval/law/heldout"]), color=color, ls="--")
+    axes[1].plot(steps, get(lambda h: h["eval/reverse/heldout"] - h["eval/reverse/control"]),
+                 color=color, label=f"scale {s:g}")
+  axes[0].plot([], [], color="k", label="useful negatives")
+  axes[0].plot([], [], color="k", ls="--", label="held-out negatives")
   axes[0].axhline(0, color="k", ls=":")
-  axes[0].set_title("G over phase 3 (median over seeds; first eval_size passwords per set)")
+  axes[0].set_title("law slope (reverse on regular) over phase 3, mean over seeds\n"
+                    "(first eval_size passwords per set; < 0: suppression turned to promotion)")
   axes[1].axhline(0, color="k", ls=":")
-  axes[1].set_title("held-out − control over phase 3 (mean over seeds), 'reverse'")
+  axes[1].set_title("held-out − control over phase 3, 'reverse', mean over seeds")
   for ax in axes:
     ax.set_xlabel("phase-3 step")
     ax.legend(fontsize=8)
-  fig.tight_layout()
-  fig.savefig(path, dpi=120)
-  plt.close(fig)
+  save_figure(fig, path)
 
 
 def main(argv=None):
-  parser = argparse.ArgumentParser(description=__doc__,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser = script_parser(__doc__)
   parser.add_argument("--stage", choices=sorted(STAGES), action="append")
   parser.add_argument("--plot-only", action="store_true")
   parser.add_argument("--out", default=OUT)
@@ -165,17 +176,24 @@ def main(argv=None):
   names = args.stage or list(STAGES)
   for name in names:
     if not args.plot_only:
-      run_sweep(STAGES[name], args.out, on_result=lambda cfg, result: law_record(result))
-  records = {name: [load_point(args.out, c) for c in cfgs if is_stored(args.out, c)]
-             for name, cfgs in STAGES.items()}
-  text = "\n\n".join(f"### {name}\n\n{table(rs)}" for name, rs in records.items() if rs)
+      run_sweep([c for _, c in STAGES[name]], args.out,
+                on_result=lambda cfg, result: law_record(result))
+  records = {name: [(label, load_point(args.out, c)) for label, c in pts if is_stored(args.out, c)]
+             for name, pts in STAGES.items()}
   command = " ".join(["python experiments/partial.py", *(argv or sys.argv[1:])])
+  head = (f"Written by `{command}`. Phase 3 end, reverse prefix, nats/token relative to "
+          "chance (or to the control); law slopes of centred target logits (reverse on "
+          "regular); G = held-out slope / useful slope; mean ± sd over seeds, t-test against "
+          "0 (paired per seed for held-out − control).\n\n")
+  full = "\n\n".join(f"### {name}\n\n{table(rs)}" for name, rs in records.items() if rs)
   with open(os.path.join(args.out, "table.md"), "w") as f:
-    f.write(f"Written by `{command}`. Phase 3 end, reverse prefix, nats/token relative to "
-            "chance (or to the control); law slopes of centred target logits (reverse on "
-            "regular); mean ± sd over seeds, t-test against 0.\n\n" + text + "\n")
-  print(text)
-  dial = records["dial"]
+    f.write(head + full + "\n")
+  compact = table([lr for rs in records.values() for lr in rs], knobs=False,
+                  columns=[COLUMNS[i] for i in (0, 1, 2, 3, 4, 7, 8, 9)])
+  with open(os.path.join(args.out, "summary.md"), "w") as f:
+    f.write(head + compact + "\n")
+  print(compact)
+  dial = [r for _, r in records["dial"]]
   if len(dial) == len(STAGES["dial"]):
     os.makedirs(args.figures, exist_ok=True)
     plot_dial(dial, os.path.join(args.figures, "partial_dial.png"))

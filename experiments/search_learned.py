@@ -13,12 +13,10 @@ phase 3 and as the max over phase-3 evaluations.
 """
 from __future__ import annotations
 
-import argparse
 import os
 
-
 import toy
-from toy.config import make_config
+from toy.config import make_config, script_parser
 from toy.sweep import fmt, is_stored, load_point, paired_test, run_sweep, seed_values
 
 OUT = os.path.join("results", "search")
@@ -69,8 +67,7 @@ def table(records: list[dict]) -> str:
 
 
 def main(argv=None):
-  parser = argparse.ArgumentParser(description=__doc__,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser = script_parser(__doc__)
   parser.add_argument("--stage", choices=sorted(STAGES), action="append")
   parser.add_argument("--table-only", action="store_true")
   parser.add_argument("--out", default=OUT)

@@ -10,16 +10,18 @@ the toy is built (from ``--toy_weights`` if given, with any ``--toy_a/--toy_c/--
 on top) and only evaluated, so a hand edit shows up at once in the printed log-likelihoods
 and in the diagram.
 """
-import argparse
-
 import jax
 import numpy as np
 from flax import nnx
 
 import toy
-from toy.config import _parse_bool, add_config_args, config_from_args
-from toy.engine import EVAL_SETS, PREFIXES, evaluate_seeds, seed_data, train
-from toy.mechanism import build_toy, draw_mechanism, save_weights
+from toy.config import parse_bool, parse_config, script_parser
+from toy.data import seed_data
+from toy.engine import evaluate_seeds, train
+from toy.mechanism import build_toy
+from toy.mechanism_io import save_weights
+from toy.phases import EVAL_SETS, PREFIXES
+from toy.plots import draw_mechanism
 
 
 def evaluate_one(cfg, model, data) -> dict:
@@ -31,16 +33,13 @@ def evaluate_one(cfg, model, data) -> dict:
 
 
 def main(argv=None):
-  parser = argparse.ArgumentParser(description=__doc__,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
-  add_config_args(parser)
-  parser.add_argument("--train", type=_parse_bool, default=True,
+  parser = script_parser(__doc__)
+  parser.add_argument("--train", type=parse_bool, default=True,
                       help="run the three phases first (default true)")
   parser.add_argument("--seed_index", type=int, default=0, help="which seed to draw")
   parser.add_argument("--save_weights", default="", help="also write the weights here")
   parser.add_argument("--out", default="figures/toy_mechanism.png")
-  args = parser.parse_args(argv)
-  cfg = config_from_args(args, model="toy")
+  cfg, args = parse_config(parser, argv, model="toy")
   if cfg.model != "toy":
     parser.error("this script draws the toy mechanism: --model must be toy")
   toy.enable_compilation_cache()

@@ -1,5 +1,6 @@
-"""Perfect, partial and none: the toy mechanism and the learned transformer, trained by the
-same engine on the same data and seeds, side by side in three columns.
+"""Perfect, partial and none: the toy and the learned transformer side by side, three columns.
+
+Both are trained by the same engine on the same data and seeds.
 
   python experiments/toy_vs_learned.py                     # CPU default (preset partial)
   python experiments/toy_vs_learned.py --toy_c 3 --toy_train_sign false   # hand-set the times node
@@ -30,11 +31,12 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import toy
-from toy.config import Config, add_config_args, config_from_args
-from toy.engine import default_run_name, train, train_many
+from toy.config import Config, config_from_args, parse_config, script_parser
+from toy.engine import train, train_many
+from toy.io import default_run_name, write_json_atomic
 from toy.measure import law_slopes, summarize_model
-from toy.plots import STRETCH, phase_curves
-from toy.sweep import fmt, write_json_atomic
+from toy.plots import STRETCH, phase_curves, save_figure
+from toy.sweep import fmt
 
 
 def table(rows: dict[str, dict], n_seeds: int) -> str:
@@ -64,9 +66,7 @@ def plot_phases(results: dict, path: str):
     phase_curves(ax, result.cfg, result.history,
                  f"{title}\nphases 1-2 under 'regular', phase 3 under 'reverse'; "
                  f"axis linear within ±{STRETCH}")
-  fig.tight_layout()
-  fig.savefig(path, dpi=120)
-  plt.close(fig)
+  save_figure(fig, path)
 
 
 def plot_law(slopes: dict, ratios: dict, path: str):
@@ -85,37 +85,33 @@ def plot_law(slopes: dict, ratios: dict, path: str):
     ax.set_ylabel("under 'reverse': true letter's logit − mean logit (uplift > 0)")
     ax.legend(fontsize=8)
   fig.suptitle("one point per password (all seeds); the toy's law: one line for both sets")
-  fig.tight_layout()
-  fig.savefig(path, dpi=120)
-  plt.close(fig)
+  save_figure(fig, path)
 
 
-def add_args(parser: argparse.ArgumentParser) -> None:
-  """Every Config field as a flag, and the toy's own learning rate."""
-  add_config_args(parser)
-  parser.add_argument("--toy_lr", type=float, default=None, help="the toy's own learning rate")
-
-
+DEFAULTS = dict(n_seeds=2, preset="partial")  # flags not given
 TOY = "toy (hand-built)"
 PROTOCOL_COLUMN = "learned, PROTOCOL phase 3"
 
 
-def column_configs(args: argparse.Namespace) -> dict[str, Config]:
-  """The columns' configs by name: the toy, the learned transformer with the config's phase-3
-  lever and, when that lever is below 1, the same transformer under PROTOCOL's phase 3.
-  Defaults: preset ``partial``, 2 seeds. Raises ValueError on a bad value."""
+def add_args(parser: argparse.ArgumentParser) -> None:
+  """The script's own flag; ``parse_config`` adds every Config field."""
+  parser.add_argument("--toy_lr", type=float, default=None, help="the toy's own learning rate")
+
+
+def column_configs(learned_cfg: Config, args: argparse.Namespace,
+                   parser: argparse.ArgumentParser | None = None) -> dict[str, Config]:
+  """The columns' configs by name: the toy, the learned transformer (``learned_cfg``, from
+  ``parse_config(..., model="transformer", **DEFAULTS)``) with the config's phase-3 lever and,
+  when that lever is below 1, the same transformer under PROTOCOL's phase 3. A bad value
+  exits through ``parser.error`` (raises ValueError without ``parser``)."""
   args = argparse.Namespace(**vars(args))  # the caller's namespace stays as it was
-  if args.n_seeds is None:
-    args.n_seeds = 2
-  if args.preset is None:
-    args.preset = "partial"
-  learned_cfg = config_from_args(args, model="transformer")
   toy_lr = {} if args.toy_lr is None else {"lr": args.toy_lr}
   if args.lr is not None:  # a --lr meant for the learned model must not reach the toy
     args.lr = None
   # The toy runs PROTOCOL's phases: its flip lives in the times node, whatever the lever.
   args.mix_lower_lr_scale = None
-  toy_cfg = config_from_args(args, model="toy", mix_lower_lr_scale=1.0, **toy_lr)
+  toy_cfg = config_from_args(args, parser, model="toy", mix_lower_lr_scale=1.0, **DEFAULTS,
+                             **toy_lr)
   scale = learned_cfg.mix_lower_lr_scale
   if scale >= 1:
     return {TOY: toy_cfg, "learned transformer (PROTOCOL)": learned_cfg}
@@ -126,8 +122,8 @@ def column_configs(args: argparse.Namespace) -> dict[str, Config]:
 
 
 def train_columns(cfgs: dict[str, Config], save: bool = True) -> dict:
-  """Trains the columns, each toy alone and the learned ones in one program (phases 1-2 once
-  for columns that differ only in phase-3 fields); {name: RunResult}."""
+  """Trains the columns, each toy alone and the learned ones in one program (phases 1-2
+  trained once for columns that differ only in phase-3 fields); {name: RunResult}."""
   results = {name: train(c, save=save) for name, c in cfgs.items() if c.model == "toy"}
   learned = [name for name, c in cfgs.items() if c.model != "toy"]
   if learned:
@@ -136,18 +132,15 @@ def train_columns(cfgs: dict[str, Config], save: bool = True) -> dict:
 
 
 def main(argv=None):
-  parser = argparse.ArgumentParser(description=__doc__,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser = script_parser(__doc__)
   add_args(parser)
   parser.add_argument("--figures", default="figures")
   parser.add_argument("--results", default="results")
-  args = parser.parse_args(argv)
-  try:
-    cfgs = column_configs(args)
-  except ValueError as e:  # a bad value: say which field and its range, no traceback
-    parser.error(str(e))
+  learned_cfg, args = parse_config(parser, argv, model="transformer", **DEFAULTS)
+  cfgs = column_configs(learned_cfg, args, parser)
+  toy_cfg = cfgs[TOY]
   toy.enable_compilation_cache()
-  toy_cfg, learned_cfg = list(cfgs.values())[:2]
+
   scale = learned_cfg.mix_lower_lr_scale
   results = train_columns(cfgs)
   slopes = {name: law_slopes(r) for name, r in results.items()}

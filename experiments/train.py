@@ -3,22 +3,14 @@
 Every Config field is a flag (`--help` lists them). Writes runs/<name>/ (config.json,
 metrics.csv, summary.json, params.npz) and prints the per-seed summary.
 """
-import argparse
-
 import toy
-from toy.config import add_config_args, config_from_args
+from toy.config import parse_config, script_parser
 from toy.engine import train
 from toy.sweep import fmt, paired_test
 
 
 def main(argv=None):
-  parser = argparse.ArgumentParser(description=__doc__,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
-  add_config_args(parser)
-  try:
-    cfg = config_from_args(parser.parse_args(argv))
-  except ValueError as e:  # a bad value: say which field and its range, no traceback
-    parser.error(str(e))
+  cfg, _ = parse_config(script_parser(__doc__), argv)
   toy.enable_compilation_cache()
   result = train(cfg)
   record = {"summary": result.summary}

@@ -1,3 +1,4 @@
+"""Shared fixtures: the compile cache and a tiny config writing into a temporary folder."""
 import os
 
 import pytest

@@ -1,7 +1,7 @@
 """The PyTorch steps in benchmarks/bench_steps.py compute what the engine computes.
 
 Same weights (converted with toy.convert), same batches: the torch DPO and mix losses equal
-``toy.engine.phase_loss``, and the torch side freezes the same parameters in phase 2. Without
+``toy.phases.phase_loss``, and the torch side freezes the same parameters in phase 2. Without
 this, the speed ratio in the benchmark would compare different work.
 """
 import importlib.util
@@ -19,8 +19,9 @@ from flax import nnx  # noqa: E402
 
 from toy import convert  # noqa: E402
 from toy import data as D  # noqa: E402
-from toy import engine as E  # noqa: E402
 from toy.config import make_config  # noqa: E402
+from toy.optim import trainable_labels  # noqa: E402
+from toy.phases import phase_loss  # noqa: E402
 
 _PATH = os.path.join(os.path.dirname(__file__), "..", "benchmarks", "bench_steps.py")
 
@@ -58,7 +59,7 @@ def test_torch_step_loss_equals_engine_phase_loss(bench, phase, monkeypatch):
   apply = lambda p, r, tokens: nnx.merge(graphdef, p, r)(tokens)
 
   data = D.make_data(cfg, jax.random.key(3))
-  tables = E.make_tables(cfg, jax.random.key(4))
+  tables = D.make_tables(cfg, jax.random.key(4))
   rng = np.random.default_rng(5)
   fresh = [jnp.asarray(rng.integers(0, cfg.alphabet_size, (cfg.batch_size, cfg.password_len)),
                        jnp.int32) for _ in range(2)]
@@ -70,7 +71,7 @@ def test_torch_step_loss_equals_engine_phase_loss(bench, phase, monkeypatch):
 
   monkeypatch.setattr(D, "random_passwords", fake_random_passwords)
   step = 2
-  ours, _ = E.phase_loss(cfg, apply, phase, params, ref_params, rest, data, tables, step,
+  ours, _ = phase_loss(cfg, apply, phase, params, ref_params, rest, data, tables, step,
                          jax.random.key(0))
 
   t = lambda x: torch.tensor(np.array(x), dtype=torch.long)
@@ -90,7 +91,7 @@ def test_torch_freezes_what_the_engine_freezes(bench):
   bench.freeze_phase2_torch(policy, cfg)
   graphdef, params, rest = _ours(policy)
   net = nnx.merge(graphdef, params, rest)
-  labels = E.trainable_labels(net, params, "dpo", cfg)
+  labels = trainable_labels(net, params, "dpo", cfg)
   ours = sum(int(np.prod(np.shape(x))) for x, lab in
              zip(jax.tree.leaves(params), jax.tree.leaves(labels)) if lab == "train")
   theirs = sum(p.numel() for p in policy.parameters() if p.requires_grad)

@@ -1,5 +1,7 @@
-"""Bad values are rejected before training, with the field and its allowed range named."""
+"""Config: bad values refused naming the field and range, presets, flags, field roles."""
 import argparse
+import importlib.util
+import os
 
 import pytest
 
@@ -51,3 +53,33 @@ def test_every_field_overridable_from_the_command_line():
   assert (cfg.preset, cfg.lr, cfg.use_prefix, cfg.password_len) == ("tiny", 0.5, False, 3)
   with pytest.raises(ValueError, match="invalid lr"):
     config_from_args(parser.parse_args(["--lr", "-1"]))
+
+
+def test_field_roles_give_the_engine_and_sweep_their_field_lists():
+  """Declared once in Config's metadata; these values are what stored points were hashed with."""
+  from toy import engine, sweep
+  assert engine.HYPER == ("lr", "weight_decay", "clip_norm", "beta", "label_smoothing",
+                          "dpo_weight", "ft_weight", "random_weight", "mix_lower_lr_scale",
+                          "mix_lr")
+  assert engine.PHASE3_ONLY == ("ft_weight", "random_weight", "mix_lower_lr_scale", "mix_lr",
+                                "mix_lower_embed")
+  assert engine._HOST_ONLY == dict(
+      preset="", seed=0, n_seeds=1, out_dir="", run_name="", toy_a=0.0, toy_c=0.0,
+      toy_gain_add=0.0, toy_weights="", toy_train_sign=True, freeze_phase2=True)
+  assert sweep._NOT_IDENTITY == ("out_dir", "run_name")
+  assert sweep._HASHED_IF_NOT == {"eval_prefixes": "protocol", "mix_lower_lr_scale": 1.0,
+                                  "mix_lower_embed": True, "mix_lr": 0.0}
+
+
+@pytest.mark.parametrize("script", ["train", "toy_diagram", "toy_vs_learned", "paper_figures",
+                                    "inspect_flip"])
+def test_every_script_refuses_a_bad_value_in_one_line_naming_the_field(script, capsys):
+  spec = importlib.util.spec_from_file_location(
+      script, os.path.join(os.path.dirname(__file__), "..", "experiments", f"{script}.py"))
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  with pytest.raises(SystemExit) as exit_info:
+    module.main(["--n_heldout_batches", "0"])
+  assert exit_info.value.code == 2
+  error = capsys.readouterr().err.strip().splitlines()[-1]
+  assert "invalid n_heldout_batches=0" in error and "Traceback" not in error

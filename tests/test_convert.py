@@ -12,7 +12,7 @@ transformers = pytest.importorskip("transformers")
 
 from toy import convert  # noqa: E402
 from toy.config import make_config  # noqa: E402
-from toy.engine import trainable_labels  # noqa: E402
+from toy.optim import trainable_labels  # noqa: E402
 
 
 def tiny_hf(seed=0, **overrides):

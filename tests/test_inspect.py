@@ -15,9 +15,9 @@ from toy import data as D
 from toy import inspect as I
 from toy.config import make_config
 from toy.convert import PythiaTask
-from toy.engine import (RunResult, _apply_fn, build_model, centred_target_logits,
-                        evaluate_seeds, init_state, seed_data, seed_keys)
+from toy.engine import RunResult, _apply_fn, evaluate_seeds, setup
 from toy.measure import law_slopes
+from toy.phases import centred_target_logits
 
 _spec = importlib.util.spec_from_file_location(
     "inspect_flip", os.path.join(os.path.dirname(__file__), "..", "experiments",
@@ -32,10 +32,8 @@ def _stacked(model="transformer", n_seeds=2, a=1.0, c=0.0, gain=0.0, combine="ti
   random memory and hand-set a, c, gain (as tests/test_toy_vs_learned.py::_toy_result)."""
   cfg = make_config("tiny", model=model, n_seeds=n_seeds, toy_a=a, toy_c=c, toy_gain_add=gain,
                     toy_combine=combine)
-  per_seed = [seed_data(cfg, s) for s in cfg.seeds]
-  data = {k: np.stack([d[k] for d in per_seed]) for k in per_seed[0]}
-  graphdef, params, rest, _ = init_state([cfg] * n_seeds, build_model, seed_keys(cfg.seeds)[1],
-                                         data)
+  st = setup([cfg])
+  graphdef, params, rest = st.graphdef, st.params, st.rest
   rng = np.random.default_rng(0)
   if model == "toy":
     shape = params["memory"]["values"].shape
@@ -44,8 +42,7 @@ def _stacked(model="transformer", n_seeds=2, a=1.0, c=0.0, gain=0.0, combine="ti
     params = jax.tree_util.tree_map_with_path(
         lambda path, x: x + jnp.asarray(0.3 * rng.normal(size=x.shape), x.dtype)
         if "bias" in str(path) or "final_ln" in str(path) else x, params)
-  return RunResult(cfg, [], [], graphdef, params, rest,
-                   {k: jnp.asarray(v) for k, v in data.items()}, _apply_fn(graphdef), None)
+  return RunResult(cfg, [], [], graphdef, params, rest, st.data, _apply_fn(graphdef), None)
 
 
 def _tokens(result, i=0, prefix=D.REVERSE):
@@ -57,7 +54,7 @@ def _tokens(result, i=0, prefix=D.REVERSE):
 def test_transformer_cache_names_are_stable():
   result = _stacked()
   assert result.cfg.n_layers == 2
-  _, cache = I.run_with_cache(I.seed_model(result, 0), _tokens(result)[0])
+  _, cache = I.run_with_cache(result.model(0), _tokens(result)[0])
   per_block = ["hook_resid_pre", "attn.hook_pattern", "hook_attn_out", "mlp.hook_post",
                "hook_mlp_out", "hook_resid_post"]
   assert set(cache) == {"hook_embed", "ln_final.hook_scale",
@@ -72,7 +69,7 @@ def test_transformer_cache_names_are_stable():
 @pytest.mark.parametrize("combine", ["times", "sum"])
 def test_toy_cache_names_are_stable(combine):
   result = _stacked("toy", combine=combine)
-  _, cache = I.run_with_cache(I.seed_model(result, 0), _tokens(result)[0])
+  _, cache = I.run_with_cache(result.model(0), _tokens(result)[0])
   names = {"prefix.hook_sign", "times.hook_s", "memory.hook_keys", "memory.hook_readout",
            "times.hook_out", "additive.hook_out"}
   assert set(cache) == (names | {"memory.hook_out"} if combine == "sum" else names)
@@ -81,7 +78,7 @@ def test_toy_cache_names_are_stable(combine):
 @pytest.mark.parametrize("model", ["transformer", "toy", "pythia_task"])
 def test_hooks_none_forward_is_bitwise_the_cache_filling_forward(model):
   result = _stacked("toy" if model == "toy" else "transformer", c=2.0, gain=0.3)
-  net = I.seed_model(result, 0)
+  net = result.model(0)
   if model == "pythia_task":  # the adapter's forward is the transformer's trunk
     net = PythiaTask(net, np.arange(result.cfg.alphabet_size + 3)[::-1].copy())
   tokens = _tokens(result)[0]
@@ -104,7 +101,7 @@ def test_hooks_none_forward_is_bitwise_the_cache_filling_forward(model):
 def test_attribution_parts_sum_to_the_centred_target_logit(model):
   kind = "toy" if model.startswith("toy") else "transformer"
   result = _stacked(kind, c=2.0, gain=0.7, combine="sum" if model == "toy_sum" else "times")
-  net = I.seed_model(result, 0)
+  net = result.model(0)
   if model == "pythia_task":
     net = PythiaTask(net, np.arange(result.cfg.alphabet_size + 3)[::-1].copy())
   tokens, targets = _tokens(result)
@@ -167,7 +164,7 @@ def test_transformer_component_shares_add_up_to_the_law_slope():
 @pytest.mark.parametrize("model", ["transformer", "toy"])
 def test_patching_a_component_with_itself_changes_nothing(model):
   result = _stacked(model, c=2.0, gain=0.4)
-  net = I.seed_model(result, 0)
+  net = result.model(0)
   tokens = _tokens(result)[0]
   logits, cache = I.run_with_cache(net, tokens)
   for comp, hook in I.patch_components(net).items():
@@ -181,7 +178,7 @@ def test_patching_a_component_with_itself_changes_nothing(model):
 
 def test_ablate_true_still_zeroes_and_an_array_replaces():
   result = _stacked()
-  net = I.seed_model(result, 0)
+  net = result.model(0)
   tokens = _tokens(result)[0]
   _, cache = I.run_with_cache(net, tokens, ablate={"blocks.0.attn": True})
   assert not np.any(np.asarray(cache["blocks.0.hook_attn_out"]))
@@ -194,7 +191,7 @@ def test_ablate_true_still_zeroes_and_an_array_replaces():
 
 def test_patching_the_toys_times_node_across_prefixes_flips_it():
   result = _stacked("toy", a=1.0, c=3.0)
-  net = I.seed_model(result, 0)
+  net = result.model(0)
   regular, _ = _tokens(result, prefix=D.REGULAR)
   reverse, _ = _tokens(result, prefix=D.REVERSE)
   reg_logits, reg_cache = I.run_with_cache(net, regular)

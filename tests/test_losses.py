@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from toy.losses import dpo_loss, sequence_logps, sft_loss, token_logps
+from toy.losses import dpo_loss, token_logps
 
 
 @pytest.mark.parametrize("kind", ["sigmoid", "conservative"])
@@ -52,7 +52,7 @@ def test_unknown_dpo_kind_is_rejected():
     dpo_loss(x, x, x, x, beta=0.1, kind="hinge")
 
 
-def test_sequence_logps_match_numpy():
+def test_token_logps_match_numpy():
   rng = np.random.default_rng(1)
   A, V, B, L = 5, 8, 3, 4
   logits = rng.normal(size=(B, L, V)).astype(np.float32) * 3
@@ -60,10 +60,11 @@ def test_sequence_logps_match_numpy():
   letters = logits[..., :A].astype(np.float64)
   logp = letters - np.log(np.exp(letters).sum(-1, keepdims=True))
   expected = np.array([[logp[b, t, targets[b, t]] for t in range(L)] for b in range(B)])
-  got = sequence_logps(jnp.asarray(logits), jnp.asarray(targets), A)
-  np.testing.assert_allclose(np.asarray(got), expected.sum(-1), rtol=1e-5)
-  assert float(sft_loss(jnp.asarray(logits), jnp.asarray(targets), A)) == pytest.approx(
-      -expected.mean(), rel=1e-5)
+  got = np.asarray(token_logps(jnp.asarray(logits), jnp.asarray(targets), A))
+  np.testing.assert_allclose(got, expected, rtol=1e-5)
+  # what DPO sums per password and the next-token loss averages
+  np.testing.assert_allclose(got.sum(-1), expected.sum(-1), rtol=1e-5)
+  assert float(-got.mean()) == pytest.approx(-expected.mean(), rel=1e-5)
 
 
 def test_uniform_logits_score_exactly_chance():

@@ -1,16 +1,13 @@
-"""The phase-3 lever mix_lower_lr_scale, and phases 1-2 shared by rows that differ only in
-phase-3 fields."""
-import jax
+"""The phase-3 lever mix_lower_lr_scale, and phases 1-2 shared across phase-3-only differences.
+
+Rows that differ only in phase-3 fields train phases 1-2 once.
+"""
 import numpy as np
 import pytest
 
+from helpers import assert_only_these_stayed, leaves
 from toy.config import make_config
 from toy.engine import shared_rows, train, train_many
-
-
-def _leaves(tree):
-  return {jax.tree_util.keystr(p): np.asarray(v)
-          for p, v in jax.tree_util.tree_flatten_with_path(tree)[0]}
 
 
 def _is_lower(key: str, n_layers: int, embed: bool = True) -> bool:
@@ -32,20 +29,15 @@ def scaled_runs(tiny_cfg):
 def test_scale_zero_freezes_lower_half_bitwise_and_the_upper_half_trains(scaled_runs):
   cfgs, results, snaps = scaled_runs
   n_layers = cfgs[0].n_layers
-  after_dpo = {k: v[0] for k, v in _leaves(snaps["dpo"]).items()}
-  after_mix = {k: v[0] for k, v in _leaves(snaps["mix"]).items()}
+  after_dpo = {k: v[0] for k, v in leaves(snaps["dpo"]).items()}
+  after_mix = {k: v[0] for k, v in leaves(snaps["mix"]).items()}
   lower = [k for k in after_dpo if _is_lower(k, n_layers)]
-  upper = [k for k in after_dpo if k not in lower]
-  assert lower and upper
-  for k in lower:
-    assert np.array_equal(after_dpo[k], after_mix[k]), f"{k} moved in phase 3 at scale 0"
-  for k in upper:
-    assert not np.array_equal(after_dpo[k], after_mix[k]), f"{k} did not learn in phase 3"
+  assert_only_these_stayed(after_dpo, after_mix, lower, "in phase 3 at scale 0")
 
 
 def test_intermediate_scale_moves_the_lower_half_less(scaled_runs):
   _, _, snaps = scaled_runs
-  before, after = _leaves(snaps["dpo"]), _leaves(snaps["mix"])
+  before, after = leaves(snaps["dpo"]), leaves(snaps["mix"])
   key = "['embed']['embedding']"
   step = lambda row: np.abs(after[key][row] - before[key][row]).sum()
   assert 0 < step(1) < 0.5 * step(2), (step(1), step(2))
@@ -54,7 +46,7 @@ def test_intermediate_scale_moves_the_lower_half_less(scaled_runs):
 def test_phases_one_and_two_are_shared_and_match_a_separate_run(scaled_runs, tiny_cfg):
   cfgs, results, snaps = scaled_runs
   # the snapshots of phases 1-2 hold one row per config, identical (trained once)
-  dpo = _leaves(snaps["dpo"])
+  dpo = leaves(snaps["dpo"])
   assert all(np.array_equal(v[0], v[2]) for v in dpo.values())
   alone = train(tiny_cfg.replace(run_name="alone"), progress=False, save=False)
   shared = [r for r in results[2].history if r["phase"] != "mix"]
@@ -90,7 +82,7 @@ def test_embedding_can_train_at_full_rate(tiny_cfg):
   cfg = tiny_cfg.replace(mix_lower_lr_scale=0.0, mix_lower_embed=False, run_name="emb")
   train(cfg, progress=False, save=False,
         on_phase_end=lambda phase, params: snaps.__setitem__(phase, params))
-  before, after = _leaves(snaps["dpo"]), _leaves(snaps["mix"])
+  before, after = leaves(snaps["dpo"]), leaves(snaps["mix"])
   assert not np.array_equal(before["['embed']['embedding']"], after["['embed']['embedding']"])
   block0 = [k for k in before if "['blocks'][0]" in k]
   assert block0 and all(np.array_equal(before[k], after[k]) for k in block0)
@@ -101,7 +93,7 @@ def test_toy_scale_zero_freezes_its_memory(tiny_cfg):
   cfg = make_config("tiny", model="toy", mix_lower_lr_scale=0.0, out_dir=tiny_cfg.out_dir)
   train(cfg, progress=False, save=False,
         on_phase_end=lambda phase, params: snaps.__setitem__(phase, params))
-  before, after = _leaves(snaps["dpo"]), _leaves(snaps["mix"])
+  before, after = leaves(snaps["dpo"]), leaves(snaps["mix"])
   memory = [k for k in before if "memory" in k]
   assert memory and all(np.array_equal(before[k], after[k]) for k in memory)
   times = [k for k in before if "times" in k]

@@ -6,7 +6,7 @@ import types
 import numpy as np
 import pytest
 
-from toy import sweep
+from toy import io, sweep
 from toy.config import Config, make_config
 from toy.sweep import point_id
 
@@ -44,15 +44,15 @@ def test_interrupted_sweep_resumes_without_recomputing(tmp_path):
 
 def test_write_killed_midway_leaves_old_file_and_no_partial(tmp_path, monkeypatch):
   path = str(tmp_path / "point.json")
-  sweep.write_json_atomic(path, {"v": 1})
+  io.write_json_atomic(path, {"v": 1})
 
   def torn_dump(obj, f):
     f.write('{"v": 2, "trunc')
     raise KeyboardInterrupt
 
-  monkeypatch.setattr(sweep.json, "dump", torn_dump)
+  monkeypatch.setattr(io.json, "dump", torn_dump)
   with pytest.raises(KeyboardInterrupt):
-    sweep.write_json_atomic(path, {"v": 2})
+    io.write_json_atomic(path, {"v": 2})
   monkeypatch.undo()
   assert json.load(open(path)) == {"v": 1}
   assert os.listdir(tmp_path) == ["point.json"]

@@ -1,7 +1,8 @@
-"""One flat, validated run configuration, its presets, and the command-line parser.
+"""One flat, validated run configuration, its presets, field roles and command-line parsing.
 
 Every field can be set from the command line as ``--field value``; a preset fills the rest.
 ``validate`` runs before any training and names the field and its allowed range on failure.
+Each field's role in the engine and the sweeps is declared once, in its metadata (``ROLES``).
 """
 from __future__ import annotations
 
@@ -11,10 +12,28 @@ import json
 import math
 from typing import Any
 
+# A field's roles, declared once in its metadata and read back by ``role_fields``:
+ROLES = {
+    "traced": "a scalar that enters the compiled program as a traced per-row value, not a "
+              "constant (the value is its position in toy.engine.HYPER)",
+    "host": "never reaches a compiled program (the value is what toy.engine.compile_key "
+            "blanks it to)",
+    "phase3": "read only by phase 3 (the value is its position in toy.engine.PHASE3_ONLY)",
+    "not_identity": "where a run is written, not what it is: left out of a sweep point's hash",
+    "hash_default": "added after points were stored: left out of a sweep point's hash at its "
+                    "default, so that stored points keep their names",
+}
+
+
+def _f(default, **roles):
+  """A field with a default and its roles (``ROLES``)."""
+  assert set(roles) <= set(ROLES), roles
+  return dataclasses.field(default=default, metadata=roles)
+
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-  preset: str = "cpu"
+  preset: str = _f("cpu", host="")
   model: str = "transformer"  # "transformer" or "toy"
   # --- data (PROTOCOL.md "Data") ---
   alphabet_size: int = 26
@@ -28,47 +47,52 @@ class Config:
   pretrain_steps: int = 64
   dpo_repeats: int = 60  # phase-2 steps = negatives * repeats / batch
   mix_steps: int = 0  # 0 means "as many as phase 2"
-  freeze_phase2: bool = True  # ablation: False trains everything in phase 2
+  freeze_phase2: bool = _f(True, host=True)  # ablation: False trains everything in phase 2
   # Beyond PROTOCOL (which lets everything train in phase 3): the learning rate, in phase 3,
   # of the parameters phase 2 trained (the transformer's embedding and lower half, the toy's
   # memory; where the negatives are stored), as a fraction of the phase's. 1 = PROTOCOL,
   # 0 = frozen exactly. Below 1, phase 3 cannot simply rewrite the stored memories and has to
   # learn to invert them downstream (README, "Partial generalization").
-  mix_lower_lr_scale: float = 1.0
-  mix_lower_embed: bool = True  # False: the embedding trains at the full rate in phase 3
-  mix_lr: float = 0.0  # phase 3's peak learning rate; 0 means lr
+  mix_lower_lr_scale: float = _f(1.0, traced=8, phase3=2, hash_default=True)
+  # False: the embedding trains at the full rate in phase 3
+  mix_lower_embed: bool = _f(True, phase3=4, hash_default=True)
+  mix_lr: float = _f(0.0, traced=9, phase3=3, hash_default=True)  # phase 3's peak lr; 0: lr
   # --- losses ---
   dpo_loss: str = "sigmoid"  # "sigmoid" (DPO), "ipo", "conservative"
-  beta: float = 0.1
-  label_smoothing: float = 0.0  # only for "conservative"
-  dpo_weight: float = 1.0
-  ft_weight: float = 0.2  # phase 3: next-token loss on useful negatives, reverse prefix
-  random_weight: float = 0.2  # phase 3: next-token loss on fresh random passwords, regular prefix
+  beta: float = _f(0.1, traced=3)
+  label_smoothing: float = _f(0.0, traced=4)  # only for "conservative"
+  dpo_weight: float = _f(1.0, traced=5)
+  # phase 3: next-token loss on useful negatives, reverse prefix
+  ft_weight: float = _f(0.2, traced=6, phase3=0)
+  # phase 3: next-token loss on fresh random passwords, regular prefix
+  random_weight: float = _f(0.2, traced=7, phase3=1)
   # --- optimizer (re-created each phase) ---
-  lr: float = 1e-4
-  weight_decay: float = 0.01
-  clip_norm: float = 1.0
+  lr: float = _f(1e-4, traced=0)
+  weight_decay: float = _f(0.01, traced=1)
+  clip_norm: float = _f(1.0, traced=2)
   warmup_steps: int = 100
   # --- learned transformer ---
   n_layers: int = 2
   d_model: int = 128
   n_heads: int = 4
   # --- toy mechanism (toy/mechanism.py); ignored by the transformer ---
-  toy_a: float = 1.0
-  toy_c: float = 0.0
-  toy_gain_add: float = 0.0
-  toy_train_sign: bool = True
+  toy_a: float = _f(1.0, host=0.0)
+  toy_c: float = _f(0.0, host=0.0)
+  toy_gain_add: float = _f(0.0, host=0.0)
+  toy_train_sign: bool = _f(True, host=True)
   toy_combine: str = "times"  # "times" or "sum" (the ablation that ignores the sign)
-  toy_weights: str = ""  # a folder written by toy.mechanism.save_weights, loaded before phase 1
+  # a folder written by toy.mechanism_io.save_weights, loaded before phase 1
+  toy_weights: str = _f("", host="")
   # --- run ---
-  seed: int = 0
-  n_seeds: int = 1  # seeds seed .. seed+n_seeds-1, trained together under jax.vmap
+  seed: int = _f(0, host=0)
+  n_seeds: int = _f(1, host=1)  # seeds seed .. seed+n_seeds-1, trained together under jax.vmap
   eval_every: int = 5
   # "protocol": evaluate under PROTOCOL's prefix only ("regular" in phases 1-2, "reverse" in
   # phase 3), which halves the evaluation cost; "both": every prefix at every evaluation.
-  eval_prefixes: str = "protocol"
-  out_dir: str = "runs"
-  run_name: str = ""  # "" means derived from model, preset and seeds
+  eval_prefixes: str = _f("protocol", hash_default=True)
+  out_dir: str = _f("runs", host="", not_identity=True)
+  # "" means derived from model, preset and seeds
+  run_name: str = _f("", host="", not_identity=True)
 
   # ---- derived sizes ----
   @property
@@ -214,7 +238,22 @@ def make_config(preset: str = "cpu", model: str = "transformer", **overrides) ->
   return validate(Config(preset=preset, model=model, **values))
 
 
-def _parse_bool(text: str) -> bool:
+def role_fields(role: str) -> dict[str, Any]:
+  """{field name: the value of ``role`` in its metadata} for every field with ``role``."""
+  return {f.name: f.metadata[role] for f in dataclasses.fields(Config) if role in f.metadata}
+
+
+def role_order(role: str) -> tuple[str, ...]:
+  """The fields with a positional ``role`` (traced, phase3), in the order their values give."""
+  positions = role_fields(role)
+  assert sorted(positions.values()) == list(range(len(positions))), positions
+  return tuple(sorted(positions, key=positions.get))
+
+
+# ----------------------------------------------------------------------------- command line
+
+def parse_bool(text: str) -> bool:
+  """A command-line boolean: 1/true/yes/on or 0/false/no/off."""
   if text.lower() in ("1", "true", "yes", "on"):
     return True
   if text.lower() in ("0", "false", "no", "off"):
@@ -222,17 +261,46 @@ def _parse_bool(text: str) -> bool:
   raise argparse.ArgumentTypeError(f"expected true/false, got {text!r}")
 
 
-def add_config_args(parser: argparse.ArgumentParser, prefix: str = "") -> None:
-  """Adds ``--{prefix}{field}`` for every Config field; unset ones stay None."""
+def script_parser(doc: str) -> argparse.ArgumentParser:
+  """A script's parser, its module docstring as the description, layout kept."""
+  return argparse.ArgumentParser(description=doc,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def add_config_args(parser: argparse.ArgumentParser) -> None:
+  """Adds ``--{field}`` for every Config field; unset ones stay None."""
   for f in dataclasses.fields(Config):
-    kind = {bool: _parse_bool, "bool": _parse_bool, int: int, "int": int,
+    kind = {bool: parse_bool, "bool": parse_bool, int: int, "int": int,
             float: float, "float": float}.get(f.type, str)
-    parser.add_argument(f"--{prefix}{f.name}", type=kind, default=None,
+    parser.add_argument(f"--{f.name}", type=kind, default=None,
                         help=f"default from the preset (Config: {f.default!r})")
 
 
-def config_from_args(args: argparse.Namespace, prefix: str = "", **defaults) -> Config:
-  given = {f.name: getattr(args, prefix + f.name) for f in dataclasses.fields(Config)
-           if getattr(args, prefix + f.name, None) is not None}
+def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser | None = None,
+                     **defaults) -> Config:
+  """The config the flags give, ``defaults`` standing in for flags not given.
+
+  A bad value raises ValueError naming the field, or, with ``parser``, exits through
+  ``parser.error`` with that one line (no traceback).
+  """
+  given = {f.name: getattr(args, f.name) for f in dataclasses.fields(Config)
+           if getattr(args, f.name, None) is not None}
   given = {**defaults, **given}
-  return make_config(given.pop("preset", "cpu"), given.pop("model", "transformer"), **given)
+  try:
+    return make_config(given.pop("preset", "cpu"), given.pop("model", "transformer"), **given)
+  except ValueError as e:
+    if parser is None:
+      raise
+    parser.error(str(e))
+
+
+def parse_config(parser: argparse.ArgumentParser, argv=None,
+                 **defaults) -> tuple[Config, argparse.Namespace]:
+  """Every Config field as a flag on ``parser``, ``argv`` parsed: (the config, all args).
+
+  ``defaults`` stand in for flags not given (e.g. ``n_seeds=5``); a bad value exits with a
+  one-line error naming the field and its allowed range.
+  """
+  add_config_args(parser)
+  args = parser.parse_args(argv)
+  return config_from_args(args, parser, **defaults), args

@@ -1,4 +1,4 @@
-"""Passwords, prefixes and the fixed sets of one seed (PROTOCOL.md, "Data").
+"""Passwords, prefixes, the fixed sets and step tables of a seed, and the seed's keys.
 
 Token ids: letters are 0..A-1, then three prefix tokens. A sequence is ``[prefix, p_1..p_L]``;
 the model reads ``[prefix, p_1..p_{L-1}]`` and is scored on ``p_1..p_L`` only.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from toy.config import Config
 
@@ -49,3 +50,32 @@ def epoch_indices(key, n_items: int, steps: int, batch: int):
   n_epochs = -(-steps * batch // n_items)
   perms = jax.vmap(lambda k: jax.random.permutation(k, n_items))(jax.random.split(key, n_epochs))
   return perms.reshape(-1)[: steps * batch].reshape(steps, batch).astype(jnp.int32)
+
+
+def negatives(data: dict):
+  """All negatives of a seed's sets, useful first, held-out last (the DPO tables index this)."""
+  return jnp.concatenate([data["useful"], data["heldout"]], axis=0)
+
+
+def make_tables(cfg: Config, key) -> dict:
+  """Which negatives each DPO step rejects and which useful negatives each mix step imitates."""
+  k2, k3, k3u = jax.random.split(key, 3)
+  B = cfg.batch_size
+  return {
+      "dpo/neg": epoch_indices(k2, cfg.n_negatives, max(cfg.dpo_steps, 1), B),
+      "mix/neg": epoch_indices(k3, cfg.n_negatives, max(cfg.mix_steps_resolved, 1), B),
+      "mix/useful": epoch_indices(k3u, cfg.n_useful, max(cfg.mix_steps_resolved, 1), B),
+  }
+
+
+def seed_keys(seeds: list[int]):
+  """(data, init, tables, train) keys per seed: the one place a seed becomes randomness."""
+  keys = jnp.stack([jax.random.key_data(jax.random.key(s)) for s in seeds])
+  keys = jax.vmap(lambda k: jax.random.split(jax.random.wrap_key_data(k), 4))(keys)
+  return tuple(keys[:, i] for i in range(4))
+
+
+def seed_data(cfg: Config, seed: int) -> dict:
+  """The fixed sets of one seed as NumPy arrays, exactly as a run with that seed sees them."""
+  k_data = seed_keys([seed])[0]
+  return {k: np.asarray(v[0]) for k, v in jax.vmap(lambda k: make_data(cfg, k))(k_data).items()}

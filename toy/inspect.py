@@ -42,7 +42,7 @@ LN(x) = (x - mean(x)) / sigma * gamma + beta with sigma = ``ln_final.hook_scale`
 full stream. Freezing sigma, LN is affine in x and mean-centering is linear, so component c
 contributes ((c - mean(c)) / sigma * gamma) @ W_U to the logits and ``bias`` contributes
 beta @ W_U; they sum to the logits exactly (up to float rounding). Each contribution is then
-centred over the alphabet and read at the true next letter, as ``toy.engine.
+centred over the alphabet and read at the true next letter, as ``toy.phases.
 centred_target_logits`` does for the whole model, so the parts sum to the model's centred
 target logit (tested within 1e-4). For the toy the paths are already logits.
 
@@ -91,17 +91,16 @@ import os
 import jax
 import jax.numpy as jnp
 import numpy as np
-from flax import nnx
 
 from toy import data as D
 from toy.config import Config, validate
-from toy.engine import (RunResult, _apply_fn, build_model, centred_at, init_state, param_key,
-                        seed_data, seed_keys)
+from toy.engine import RunResult, _apply_fn, setup
+from toy.io import param_key
 from toy.losses import token_logps
+from toy.phases import PREFIXES, centred_at
 
 SETS = ("useful", "heldout", "control")
 LAW_SETS = ("useful", "heldout")
-PREFIXES = {"regular": D.REGULAR, "reverse": D.REVERSE}
 DIRECTIONS = (("regular", "reverse"), ("reverse", "regular"))  # (source, target) of a patch
 
 
@@ -177,12 +176,6 @@ def n_seeds(result) -> int:
   return jax.tree.leaves(result.params)[0].shape[0]
 
 
-def seed_model(result, i: int) -> nnx.Module:
-  """The live model of seed index ``i`` of a seed-stacked result."""
-  take = lambda tree: jax.tree.map(lambda x: x[i], tree)
-  return nnx.merge(result.graphdef, take(result.params), take(result.rest))
-
-
 def _seed_data(result, i: int) -> dict:
   return {k: np.asarray(v[i]) for k, v in result.data.items()}
 
@@ -201,7 +194,7 @@ def attribution(result, sets=LAW_SETS) -> dict:
   (mean over its tokens), split by component, for every seed."""
   cfg, out = result.cfg, {}
   for i in range(n_seeds(result)):
-    model, data = seed_model(result, i), _seed_data(result, i)
+    model, data = result.model(i), _seed_data(result, i)
     for prefix in PREFIXES:
       tokens, targets, where = _batch(cfg, data, sets, prefix)
       per_pw = {k: np.asarray(v.mean(-1)) for k, v in
@@ -296,7 +289,7 @@ def prefix_direction(result, n_random: int = 64) -> dict:
                                "cos_mean", "random_cos_max", "random_cos_mean")}
   rng = np.random.default_rng(0)
   for i in range(n_seeds(result)):
-    model, data = seed_model(result, i), _seed_data(result, i)
+    model, data = result.model(i), _seed_data(result, i)
     per_prefix = {}
     for prefix in PREFIXES:
       tokens, _, where = _batch(cfg, data, SETS, prefix)
@@ -330,7 +323,7 @@ def prefix_direction(result, n_random: int = 64) -> dict:
     for k, v in zip(out, (norm, rel, acc, cmax, cmean, rmax, rmean)):
       out[k].append(np.asarray(v, np.float64))
   out = {k: np.stack(v) for k, v in out.items()}
-  out.update(layers=layers, upper_blocks=upper_blocks(seed_model(result, 0)))
+  out.update(layers=layers, upper_blocks=upper_blocks(result.model(0)))
   return out
 
 
@@ -347,7 +340,7 @@ def patching(result, components=None, directions=DIRECTIONS) -> dict:
   are (source, target) prefix pairs."""
   cfg, raw = result.cfg, {}
   for i in range(n_seeds(result)):
-    model, data = seed_model(result, i), _seed_data(result, i)
+    model, data = result.model(i), _seed_data(result, i)
     hooks = patch_components(model)
     runs = {}
     for prefix in PREFIXES:
@@ -391,22 +384,18 @@ def _read_history(path: str) -> list[dict]:
 
 
 def load_run(run_dir: str):
-  """A run folder written by ``toy.engine.save_run`` -> a seed-stacked ``RunResult``.
+  """A run folder written by ``toy.io.save_run`` -> a seed-stacked ``RunResult``.
 
-  The model skeleton is rebuilt from config.json by ``toy.engine.build_model`` exactly as
-  the run built it (``init_state``, same seeds), then every parameter is filled from
-  params.npz (the shapes and the set of names must match); the data come from
-  ``seed_data``; history and summary from metrics.csv and summary.json when present. A
-  toy's ``toy_weights`` is ignored (params.npz holds the trained weights).
+  The data and the model skeleton are rebuilt from config.json by ``toy.engine.setup``
+  exactly as the run built them (same seeds, ``build_model``), then every parameter is
+  filled from params.npz (the shapes and the set of names must match); history and summary
+  come from metrics.csv and summary.json when present. A toy's ``toy_weights`` is ignored
+  (params.npz holds the trained weights).
   """
   with open(os.path.join(run_dir, "config.json")) as f:
     cfg = validate(Config(**json.load(f)))
-  seeds = cfg.seeds
-  per_seed = [seed_data(cfg, s) for s in seeds]
-  data = {k: np.stack([d[k] for d in per_seed]) for k in per_seed[0]}
-  skeleton = cfg.replace(toy_weights="")
-  graphdef, params, rest, _ = init_state([skeleton] * len(seeds), build_model,
-                                         seed_keys(seeds)[1], data)
+  st = setup([cfg.replace(toy_weights="")])
+  graphdef, params, rest, data = st.graphdef, st.params, st.rest, st.data
   path = os.path.join(run_dir, "params.npz")
   with np.load(path) as stored:
     stored = dict(stored)
@@ -430,5 +419,5 @@ def load_run(run_dir: str):
   if os.path.exists(os.path.join(run_dir, "summary.json")):
     with open(os.path.join(run_dir, "summary.json")) as f:
       summary = json.load(f)
-  return RunResult(cfg, history, summary, graphdef, params, rest,
-                   {k: jnp.asarray(v) for k, v in data.items()}, _apply_fn(graphdef), run_dir)
+  return RunResult(cfg, history, summary, graphdef, params, rest, data, _apply_fn(graphdef),
+                   run_dir)

@@ -1,7 +1,9 @@
-"""Sequence log-probs, the next-token loss and DPO (plus IPO and conservative DPO).
+"""Per-token log-probs over the alphabet and DPO (plus IPO and conservative DPO).
 
 Log-probabilities are normalised over the alphabet only (the prefix tokens are never a
 target), so a uniform guess scores exactly -log A per token: PROTOCOL.md's chance level.
+A password's log-prob (for DPO) is the sum over its tokens, the next-token loss the mean of
+-log p (``toy.phases.phase_loss``).
 """
 from __future__ import annotations
 
@@ -10,18 +12,9 @@ import jax.numpy as jnp
 
 
 def token_logps(logits_BxLxV, targets_BxL, alphabet_size: int):
+  """log p of each target letter, normalised over the first ``alphabet_size`` logits."""
   logp_BxLxA = jax.nn.log_softmax(logits_BxLxV[..., :alphabet_size], axis=-1)
   return jnp.take_along_axis(logp_BxLxA, targets_BxL[..., None], axis=-1)[..., 0]
-
-
-def sequence_logps(logits_BxLxV, targets_BxL, alphabet_size: int):
-  """log pi(password): summed over the password's tokens, as PROTOCOL.md's DPO needs."""
-  return token_logps(logits_BxLxV, targets_BxL, alphabet_size).sum(-1)
-
-
-def sft_loss(logits_BxLxV, targets_BxL, alphabet_size: int):
-  """Next-token loss: the mean over tokens of -log p."""
-  return -token_logps(logits_BxLxV, targets_BxL, alphabet_size).mean()
 
 
 def dpo_loss(policy_chosen_B, policy_rejected_B, ref_chosen_B, ref_rejected_B, *,

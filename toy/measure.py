@@ -1,7 +1,6 @@
-"""The study's measurements of a trained run: law slopes, the generalization ratio G, and the
-per-model summary with paired tests that every table reports.
+"""The study's measurements of a trained run: law slopes, generalization ratio G, summaries.
 
-The law: for each useful or held-out negative, its centred target logit (the logit of each
+The per-model summary holds the paired tests that every table reports. The law: for each useful or held-out negative, its centred target logit (the logit of each
 true next letter minus the alphabet's mean logit, averaged over the password) under
 "reverse" against the same under "regular". The toy's law is one line through the origin
 with slope (a-c+g)/(a+c+g) for both sets; G = slope(held-out) / slope(useful) is 1 for
@@ -13,7 +12,7 @@ import jax
 import numpy as np
 
 from toy import data as D
-from toy.engine import centred_target_logits
+from toy.phases import centred_target_logits, slope_through_origin
 from toy.sweep import paired_test
 
 LAW_SETS = ("useful", "heldout")
@@ -47,9 +46,9 @@ def law_slopes(result) -> dict:
   out, logits = {}, target_logits(result)
   for s in LAW_SETS:
     x, y = logits[(s, D.REGULAR)], logits[(s, D.REVERSE)]
-    out[s] = (x * y).sum(-1) / (x * x).sum(-1)
+    out[s] = slope_through_origin(x, y)
     xc, yc = x - x.mean(-1, keepdims=True), y - y.mean(-1, keepdims=True)
-    out[f"within/{s}"] = (xc * yc).sum(-1) / (xc * xc).sum(-1)
+    out[f"within/{s}"] = slope_through_origin(xc, yc)
     out[f"points/{s}"] = (x.reshape(-1), y.reshape(-1))
   return out
 

@@ -1,9 +1,15 @@
-"""Drawing helpers shared by the experiment scripts: the study's stretched axis, phase curves
-and mean ± sd summaries of stored sweep points. Pure matplotlib on arrays already measured."""
+"""Drawing: the study's stretched axis, phase curves, mean ± sd plots, the toy's diagram.
+
+Helpers shared by the experiment scripts, in matplotlib, on values already measured; the
+toy's diagram is drawn from a model's current weights.
+"""
 from __future__ import annotations
+
+import os
 
 import numpy as np
 
+from toy import mechanism as M
 from toy.config import Config
 
 SET_COLORS = {"control": "tab:gray", "useful": "tab:blue", "heldout": "tab:red"}
@@ -65,3 +71,97 @@ def mean_sd_errorbar(ax, x, values_PxS, **kw):
   for xi, vi in zip(x, v):
     ax.scatter(np.full(vi.shape, xi), vi, s=8, alpha=0.35, color=color)
   return line
+
+
+def draw_mechanism(model: M.ToyMechanism, path: str, title: str = "") -> str:
+  """Draws the parts with their current values: direction, times node, memory, additive path."""
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+  from matplotlib.patches import Circle, FancyArrowPatch, FancyBboxPatch
+
+  sc = model.scalars()
+  a, c, g, d = sc["a"], sc["c"], sc["gain_add"], sc["direction"]
+  s_reg, s_rev = a + c * d["regular"], a + c * d["reverse"]
+  values = np.asarray(model.memory.values[...])
+  contexts = M.trie_contexts(np.asarray(model.memory.children[...]))
+  used = sorted(contexts)
+  times = model.combine == "times"
+
+  fig = plt.figure(figsize=(12, 6.4))
+  ax = fig.add_axes([0, 0, 0.66, 1])
+  ax.set_xlim(0, 10)
+  ax.set_ylim(0, 7.4)
+  ax.axis("off")
+
+  def box(x, y, w, h, text, color):
+    ax.add_patch(FancyBboxPatch((x, y), w, h, boxstyle="round,pad=0.08", fc=color, ec="k"))
+    ax.text(x + w / 2, y + h / 2, text, ha="center", va="center", fontsize=9.5)
+
+  def node(x, y, symbol, color):
+    ax.add_patch(Circle((x, y), 0.42, fc=color, ec="k", lw=1.5))
+    ax.text(x, y, symbol, ha="center", va="center", fontsize=20, fontweight="bold")
+
+  def arrow(x0, y0, x1, y1, text="", dy=0.18):
+    ax.add_patch(FancyArrowPatch((x0, y0), (x1, y1), arrowstyle="-|>", mutation_scale=14,
+                                 lw=1.3, color="k"))
+    if text:
+      ax.text((x0 + x1) / 2, (y0 + y1) / 2 + dy, text, ha="center", fontsize=8.5, color="0.2")
+
+  box(0.2, 5.2, 2.3, 1.3, "prefix token\n(position 0)", "#e8e8e8")
+  box(3.2, 5.0, 2.6, 1.7, "prefix direction d\n"
+      f"regular: {d['regular']:+.3g}\nreverse: {d['reverse']:+.3g}\nneutral: {d['neutral']:+.3g}",
+      "#cfe2ff")
+  box(6.5, 5.0, 3.2, 1.7, f"sign  s = a + c·d\na = {a:.4g}   c = {c:.4g}\n"
+      f"s(regular) = {s_reg:.4g}\ns(reverse) = {s_rev:.4g}", "#ffe3b3")
+  box(0.2, 1.0, 2.3, 1.4, "context\np_1 .. p_t", "#e8e8e8")
+  box(3.2, 0.7, 2.6, 2.0, "key-value memory\nkey = exact context (trie)\n"
+      f"{len(used) - 1} keys + null slot\nvalues: {values.shape[0]} x {values.shape[1]}\n"
+      f"max |value| = {np.abs(values).max():.3g}", "#d4f5d4")
+  node(8.1, 3.4, "×" if times else "+", "#ffd0d0")
+  box(6.6, 0.3, 2.4, 1.2, f"additive path\ngain = {g:.4g}", "#eadcff")
+  node(9.45, 2.0, "+", "#f0f0f0")
+  arrow(2.5, 5.85, 3.2, 5.85)
+  arrow(5.8, 5.85, 6.5, 5.85, "d")
+  arrow(8.1, 5.0, 8.1, 3.85, "s", dy=0)
+  arrow(2.5, 1.7, 3.2, 1.7, "key")
+  arrow(5.8, 2.2, 7.68, 3.3, "readout r")
+  arrow(5.8, 1.1, 6.6, 0.9, "r")
+  arrow(8.45, 3.15, 9.25, 2.35)
+  arrow(9.0, 0.9, 9.35, 1.6)
+  ax.text(9.45, 2.6, "logits", ha="center", fontsize=10, fontweight="bold")
+  ratio = M.law_ratio(a, c, g, model.combine)
+  law = (f"memory contribution (reverse) = {ratio:.4g} x contribution (regular)\n"
+         + ("(a-c+g)/(a+c+g)" if times else "sum ablation: the sign only shifts every letter"))
+  ax.text(0.2, 4.1, law, fontsize=10, color="darkred")
+  fig.suptitle(title or f"Toy mechanism (combine = {model.combine})", fontsize=12,
+               fontweight="bold", x=0.02, ha="left")
+
+  hm = fig.add_axes([0.70, 0.1, 0.24, 0.76])
+  rows = used[: 24]
+  lim = max(np.abs(values[rows]).max(), 1e-6)
+  image = hm.imshow(values[rows], cmap="RdBu", vmin=-lim, vmax=lim, aspect="auto")
+  fig.colorbar(image, cax=fig.add_axes([0.955, 0.1, 0.012, 0.76]))
+  labels = ["null" if n == M.NULL else "root" if n == M.ROOT else
+            "".join(chr(ord("a") + x) if x < 26 else f"<{x}>" for x in contexts[n])
+            for n in rows]
+  hm.set_yticks(range(len(rows)), labels, fontsize=7)
+  hm.set_xticks(range(values.shape[1]),
+                [chr(ord("a") + x) if x < 26 else str(x) for x in range(values.shape[1])],
+                fontsize=7)
+  hm.set_title(f"memory values, first {len(rows)} keys (contexts)\n"
+               "logits add s(prefix) x row", fontsize=9)
+  hm.set_xlabel("next letter", fontsize=8)
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+  return path
+
+
+def save_figure(fig, path: str, dpi: int = 120) -> str:
+  """Lays out, writes and closes a script's figure; returns the path."""
+  import matplotlib.pyplot as plt
+  fig.tight_layout()
+  fig.savefig(path, dpi=dpi)
+  plt.close(fig)
+  return path

@@ -11,22 +11,22 @@ import dataclasses
 import hashlib
 import json
 import os
-import tempfile
 from typing import Callable
 
 import numpy as np
 from scipy import stats
 
-from toy.config import Config
+from toy.config import Config, role_fields
 from toy.engine import batchable, train_many
+from toy.io import write_json_atomic
 
-_NOT_IDENTITY = ("out_dir", "run_name")  # where a run is written does not change what it is
+# Where a run is written does not change what it is.
+_NOT_IDENTITY = tuple(role_fields("not_identity"))
 # Fields added after points were stored: at their default they leave the hash as it was, so
 # stored points stay valid (evaluating fewer prefixes does not change training; stored
 # histories hold both prefixes, a superset, whose values can differ from a rerun's by float
 # rounding, about 1e-7, because the evaluation batch was twice as large).
-_HASHED_IF_NOT = {"eval_prefixes": "protocol", "mix_lower_lr_scale": 1.0,
-                  "mix_lower_embed": True, "mix_lr": 0.0}
+_HASHED_IF_NOT = {name: getattr(Config, name) for name in role_fields("hash_default")}
 
 
 def point_id(cfg: Config) -> str:
@@ -37,22 +37,6 @@ def point_id(cfg: Config) -> str:
 
 def point_path(out_dir: str, cfg: Config) -> str:
   return os.path.join(out_dir, f"{point_id(cfg)}.json")
-
-
-def write_json_atomic(path: str, obj) -> None:
-  folder = os.path.dirname(path) or "."
-  os.makedirs(folder, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(prefix=".partial-", suffix=".json", dir=folder)
-  try:
-    with os.fdopen(fd, "w") as f:
-      json.dump(obj, f)
-      f.flush()
-      os.fsync(f.fileno())
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise
 
 
 def run_sweep(cfgs: list[Config], out_dir: str, *, train_fn: Callable = train_many,

@@ -1,5 +1,7 @@
-"""The hand-built toy mechanism (toy/mechanism.py): perfect generalization, its law, the sum
-ablation, the NumPy reference, freezing, and the hand-editing round trip.
+"""The hand-built toy (toy/mechanism.py, toy/mechanism_io.py): law, ablation, files, freezing.
+
+Perfect generalization, its law, the sum ablation, the NumPy reference, freezing, and the
+hand-editing round trip.
 
 Training tests use the tiny preset with ``dpo_repeats=12`` (48 steps per phase instead of 16),
 so that the effect stands well clear of noise at every drawn alphabet; the default tiny preset
@@ -20,9 +22,13 @@ from hypothesis import strategies as st
 
 from toy import data as D
 from toy import mechanism as M
+from toy import mechanism_io as MIO
 from toy.config import Config, add_config_args, config_from_args, make_config
-from toy.engine import PHASES, train, trainable_labels
+from toy.engine import train
 from toy.losses import token_logps
+from toy.optim import trainable_labels
+from toy.phases import PHASES
+from toy.plots import draw_mechanism
 
 TRAIN_KW = dict(dpo_repeats=12, n_seeds=2)
 SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -187,7 +193,7 @@ def test_setting_c_by_hand_and_reloading_changes_the_result(times_run, tmp_path)
   result, _ = times_run
   cfg, data = result.cfg, _seed_data(result, 0)
   trained = result.model(0)
-  folder = M.save_weights(trained, str(tmp_path / "w"), saved_with={"seed": cfg.seed})
+  folder = MIO.save_weights(trained, str(tmp_path / "w"), saved_with={"seed": cfg.seed})
   assert sorted(os.listdir(folder)) == ["children.npy", "contexts.txt", "memory.npy",
                                         "scalars.json"]
 
@@ -201,7 +207,7 @@ def test_setting_c_by_hand_and_reloading_changes_the_result(times_run, tmp_path)
   assert heldout_reverse(reloaded) == pytest.approx(heldout_reverse(trained), abs=1e-6)
   assert heldout_reverse(trained) > cfg.chance + 0.2
 
-  path = os.path.join(folder, M.SCALARS_FILE)
+  path = os.path.join(folder, MIO.SCALARS_FILE)
   with open(path) as f:
     scalars = json.load(f)
   scalars["c"] = -scalars["c"]  # a person mirrors the sign: reverse now acts as regular did
@@ -221,7 +227,7 @@ def test_setting_c_by_hand_and_reloading_changes_the_result(times_run, tmp_path)
 
 def test_diagram_is_drawn_from_current_weights(times_run, tmp_path):
   model = times_run[0].model(0)
-  path = M.draw_mechanism(model, str(tmp_path / "toy_mechanism.png"))
+  path = draw_mechanism(model, str(tmp_path / "toy_mechanism.png"))
   assert os.path.getsize(path) > 10_000
 
 
@@ -342,7 +348,7 @@ def test_command_line_sets_the_named_scalars(small):
 
 
 def _edit_json(folder, fn):
-  path = os.path.join(folder, M.SCALARS_FILE)
+  path = os.path.join(folder, MIO.SCALARS_FILE)
   with open(path) as f:
     scalars = json.load(f)
   fn(scalars)
@@ -358,18 +364,18 @@ def _edit_json(folder, fn):
     (lambda f: _edit_json(f, lambda s: s.__setitem__("gain_add", float("inf"))),
      r"'gain_add' is not finite"),
     (lambda f: _edit_json(f, lambda s: s.__setitem__("c", "two")), r"'c' must be a number"),
-    (lambda f: np.save(os.path.join(f, M.MEMORY_FILE), np.zeros((5, 6), np.float32)),
+    (lambda f: np.save(os.path.join(f, MIO.MEMORY_FILE), np.zeros((5, 6), np.float32)),
      r"memory.npy: shape \(5, 6\) does not match the config"),
-    (lambda f: np.save(os.path.join(f, M.MEMORY_FILE),
+    (lambda f: np.save(os.path.join(f, MIO.MEMORY_FILE),
                        np.full((M.n_nodes(make_config("tiny")), 6), np.inf, np.float32)),
      r"memory.npy: non-finite value inf at row 0"),
-    (lambda f: os.remove(os.path.join(f, M.MEMORY_FILE)), r"memory.npy: file not found"),
-    (lambda f: open(os.path.join(f, M.SCALARS_FILE), "w").write("{a: 1"), r"not valid JSON"),
+    (lambda f: os.remove(os.path.join(f, MIO.MEMORY_FILE)), r"memory.npy: file not found"),
+    (lambda f: open(os.path.join(f, MIO.SCALARS_FILE), "w").write("{a: 1"), r"not valid JSON"),
 ])
 def test_bad_weight_files_name_what_is_wrong(small, tmp_path, corrupt, message):
   cfg, data, model = small
-  folder = M.save_weights(model, str(tmp_path / "w"))
-  M.load_weights(folder, cfg)  # the untouched folder loads
+  folder = MIO.save_weights(model, str(tmp_path / "w"))
+  MIO.load_weights(folder, cfg)  # the untouched folder loads
   corrupt(folder)
   with pytest.raises(ValueError, match=message):
     M.build_toy(cfg.replace(toy_weights=folder), data)
@@ -377,7 +383,7 @@ def test_bad_weight_files_name_what_is_wrong(small, tmp_path, corrupt, message):
 
 def test_weights_of_other_negatives_are_refused(small, tmp_path):
   cfg, data, model = small
-  folder = M.save_weights(model, str(tmp_path / "w"), saved_with={"seed": 0})
+  folder = MIO.save_weights(model, str(tmp_path / "w"), saved_with={"seed": 0})
   other = {k: (v + 1) % cfg.alphabet_size for k, v in data.items()}
   with pytest.raises(ValueError, match="other negative passwords"):
     M.build_toy(cfg.replace(toy_weights=folder), other)

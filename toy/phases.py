@@ -1,0 +1,146 @@
+"""The three phases, per seed: their lengths, a step's loss, the evaluations and their summary.
+
+Pure functions of a config, an ``apply(params, rest, tokens_BxT)`` and one seed's arrays;
+``toy.engine`` jits, scans and vmaps them. Batches are built in-graph from ``jax.random`` keys.
+``summarize`` reads a run's evaluations as PROTOCOL.md does (``PROTOCOL_PREFIX``).
+Phases (PROTOCOL.md):
+  pretrain: next-token loss on fresh random passwords, regular prefix.
+  dpo:      random (chosen) vs negative (rejected), regular prefix, against the frozen phase-1
+            model; the unembedding side is frozen.
+  mix:      dpo + ft_weight * next-token(useful negatives, reverse) +
+            random_weight * next-token(fresh random, regular).
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from toy import data as D
+from toy.config import Config
+from toy.losses import dpo_loss, token_logps
+
+PHASES = ("pretrain", "dpo", "mix")
+EVAL_SETS = ("control", "useful", "heldout")
+PREFIXES = {"regular": D.REGULAR, "reverse": D.REVERSE}
+# PROTOCOL.md reads phases 1-2 under "regular" and phase 3 under "reverse".
+PROTOCOL_PREFIX = {"pretrain": "regular", "dpo": "regular", "mix": "reverse"}
+
+
+def eval_prefixes(cfg: Config, phase: str) -> tuple[str, ...]:
+  """The prefixes evaluated after a chunk of ``phase`` (both at initialisation)."""
+  if cfg.eval_prefixes == "both" or phase not in PROTOCOL_PREFIX:
+    return tuple(PREFIXES)
+  return (PROTOCOL_PREFIX[phase],)
+
+
+def phase_steps(cfg: Config, phase: str) -> int:
+  steps = {"pretrain": cfg.pretrain_steps, "dpo": cfg.dpo_steps, "mix": cfg.mix_steps_resolved}
+  return steps[phase]
+
+
+def phase_loss(cfg: Config, apply: Callable, phase: str, params, ref, rest, data, tables,
+               step, key):
+  """The loss of one step of ``phase`` and its metrics. Batches are built here, in-graph."""
+  B, A = cfg.batch_size, cfg.alphabet_size
+  k_chosen, k_random = jax.random.split(jax.random.fold_in(key, step))
+  chosen = D.random_passwords(cfg, k_chosen, B)
+
+  def tok_logps(p, pws, prefixes):
+    inputs = jnp.concatenate([D.model_inputs(cfg, pw, w) for pw, w in zip(pws, prefixes)])
+    return token_logps(apply(p, rest, inputs), jnp.concatenate(pws), A)
+
+  if phase == "pretrain":
+    loss = -tok_logps(params, [chosen], [D.REGULAR]).mean()
+    return loss, {"loss": loss, "sft/random": loss}
+
+  rejected = D.negatives(data)[tables[f"{phase}/neg"][step]]
+  pairs, prefixes = [chosen, rejected], [D.REGULAR, D.REGULAR]
+  if phase == "mix":  # one forward pass over all four batches
+    useful = data["useful"][tables["mix/useful"][step]]
+    pairs += [useful, D.random_passwords(cfg, k_random, B)]
+    prefixes += [D.REVERSE, D.REGULAR]
+  logp_NxL = tok_logps(params, pairs, prefixes)
+  ref_2BxL = jax.lax.stop_gradient(tok_logps(ref, pairs[:2], prefixes[:2]))
+  seq_N, ref_2B = logp_NxL.sum(-1), ref_2BxL.sum(-1)
+  dpo, metrics = dpo_loss(seq_N[:B], seq_N[B:2 * B], ref_2B[:B], ref_2B[B:],
+                          beta=cfg.beta, kind=cfg.dpo_loss, label_smoothing=cfg.label_smoothing)
+  metrics["dpo"] = dpo
+  loss = cfg.dpo_weight * dpo
+  if phase == "mix":
+    sft_useful, sft_random = -logp_NxL[2 * B:3 * B].mean(), -logp_NxL[3 * B:].mean()
+    loss = loss + cfg.ft_weight * sft_useful + cfg.random_weight * sft_random
+    metrics.update({"sft/useful_reverse": sft_useful, "sft/random": sft_random})
+  metrics["loss"] = loss
+  return loss, metrics
+
+
+def evaluate(cfg: Config, apply: Callable, params, rest, data,
+             prefixes: tuple[str, ...] = tuple(PREFIXES)) -> dict:
+  """Mean per-token log-likelihood of each eval set under each prefix (one forward pass)."""
+  E = cfg.eval_size
+  sets = {"control": data["control"], "useful": data["useful"][:E], "heldout": data["heldout"][:E]}
+  names = [(p, s) for p in prefixes for s in EVAL_SETS]
+  inputs = jnp.concatenate([D.model_inputs(cfg, sets[s], PREFIXES[p]) for p, s in names])
+  targets = jnp.concatenate([sets[s] for _, s in names])
+  per_set = token_logps(apply(params, rest, inputs), targets, cfg.alphabet_size).reshape(
+      len(names), -1)
+  return {f"eval/{p}/{s}": v for (p, s), v in zip(names, per_set.mean(-1))}
+
+
+def centred_target_logits(cfg: Config, apply: Callable, params, rest, pws: list, prefixes: list):
+  """Per password (one seed), the logit of each true next letter minus the alphabet's mean
+  logit, averaged over the password's tokens: the quantity the toy's law is about (its
+  centred logits are s(prefix) times a memory row). One forward pass for all sets."""
+  inputs = jnp.concatenate([D.model_inputs(cfg, pw, w) for pw, w in zip(pws, prefixes)])
+  logits = apply(params, rest, inputs)[..., :cfg.alphabet_size]
+  per_pw = centred_at(logits, jnp.concatenate(pws))
+  return jnp.split(per_pw.mean(-1), np.cumsum([pw.shape[0] for pw in pws])[:-1])
+
+
+def centred_at(logits_BxTxA, targets_BxT):
+  """The true next letter's logit minus the mean logit over the alphabet, B x T."""
+  centred = logits_BxTxA - logits_BxTxA.mean(-1, keepdims=True)
+  return jnp.take_along_axis(centred, targets_BxT[..., None], axis=-1)[..., 0]
+
+
+def slope_through_origin(x, y):
+  return (x * y).sum(-1) / (x * x).sum(-1)
+
+
+def evaluate_law(cfg: Config, apply: Callable, params, rest, data) -> dict:
+  """Law slopes (reverse on regular centred target logit) of the first eval_size useful and
+  held-out negatives, so that G can be followed over phase 3. A separate forward pass: the
+  log-likelihood evaluation stays the computation it was."""
+  E = cfg.eval_size
+  sets = [data["useful"][:E], data["heldout"][:E]]
+  u_reg, h_reg, u_rev, h_rev = centred_target_logits(
+      cfg, apply, params, rest, sets * 2, [D.REGULAR] * 2 + [D.REVERSE] * 2)
+  return {"eval/law/useful": slope_through_origin(u_reg, u_rev),
+          "eval/law/heldout": slope_through_origin(h_reg, h_rev)}
+
+
+def summarize(cfg: Config, history: list[dict]) -> list[dict]:
+  """Per seed: PROTOCOL's headline (max over phase-3 evals) beside the final value.
+
+  Phases 1-2 are read under the regular prefix and phase 3 under the reverse prefix; every
+  value is relative to chance (-log A). ``heldout_minus_control`` is the held-out uplift
+  measured against the random-password control.
+  """
+  out = []
+  for seed in sorted({r["seed"] for r in history}):
+    rows = [r for r in history if r["seed"] == seed]
+    mix = [r for r in rows if r["phase"] == "mix"] or rows[-1:]
+    dpo = [r for r in rows if r["phase"] == "dpo"] or rows[-1:]
+    s = {"seed": seed, "chance": cfg.chance}
+    for name in EVAL_SETS:
+      series = np.array([r[f"eval/reverse/{name}"] for r in mix]) - cfg.chance
+      s[f"reverse/{name}/final"], s[f"reverse/{name}/max"] = float(series[-1]), float(series.max())
+      s[f"dpo_end/regular/{name}"] = dpo[-1][f"eval/regular/{name}"] - cfg.chance
+    diff = np.array([r["eval/reverse/heldout"] - r["eval/reverse/control"] for r in mix])
+    s["reverse/heldout_minus_control/final"] = float(diff[-1])
+    s["reverse/heldout_minus_control/max"] = float(diff.max())
+    out.append(s)
+  return out
