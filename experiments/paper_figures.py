@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 import os
+import textwrap
 import sys
 
 import matplotlib
@@ -214,7 +215,7 @@ def main(argv=None):
     else:
       plot_sweep(base, range(len(cfgs)), recs, "condition",
                  "Ablations: held-out negatives vs the random control", fig_path(name),
-                 xticklabels=[label for label, _ in grid[name]])
+                 xticklabels=[textwrap.fill(label, 16) for label, _ in grid[name]])
     written.append(fig_path(name))
 
   # The table covers every figure whose points are all stored, so that drawing one figure
