@@ -180,7 +180,9 @@ def main(argv=None):
                 on_result=lambda cfg, result: law_record(result))
   records = {name: [(label, load_point(args.out, c)) for label, c in pts if is_stored(args.out, c)]
              for name, pts in STAGES.items()}
-  command = " ".join(["python experiments/partial.py", *(argv or sys.argv[1:])])
+  # --plot-only redraws the same numbers, so the command that produces them is recorded
+  given = [a for a in (sys.argv[1:] if argv is None else argv) if a != "--plot-only"]
+  command = " ".join(["python experiments/partial.py", *given])
   head = (f"Written by `{command}`. Phase 3 end, reverse prefix, nats/token relative to "
           "chance (or to the control); law slopes of centred target logits (reverse on "
           "regular); G = held-out slope / useful slope; mean ± sd over seeds, t-test against "
