@@ -9,7 +9,7 @@ PROTOCOL's phase 3 everything trains, and the network can memorize the useful ne
 afresh under "reverse" (rewrite). With those parameters frozen (scale 0) or slowed, the upper
 half has to learn to turn the stored suppression into promotion under "reverse" (invert),
 and that reaches the held-out negatives too. Stages (seeds 0-7 unless said):
-  dial     mix_lower_lr_scale in {0, 0.01, 0.03, 0.1, 0.3, 1}; scale 0 is the confirmation
+  dial     mix_lower_lr_scale in {0, 0.01, 0.03, 0.1, 0.3, 0.5, 0.7, 1}; 0 is the confirmation
   phase3   around scale 0: phase-3 learning rate and fine-tuning weight
   shape    around scale 0: embedding trains, phase 3 twice as long
   size     around scale 0: batch 128, width 128
@@ -38,7 +38,7 @@ from toy.sweep import fmt, is_stored, load_point, paired_test, run_sweep, seed_v
 
 OUT = os.path.join("results", "partial")
 SEEDS = dict(seed=0, n_seeds=8)
-DIAL = (0.0, 0.01, 0.03, 0.1, 0.3, 1.0)
+DIAL = (0.0, 0.01, 0.03, 0.1, 0.3, 0.5, 0.7, 1.0)
 
 
 def cpu(**kw):
