@@ -45,10 +45,9 @@ from toy.sweep import fmt, is_stored, load_point, paired_test, run_sweep, seed_v
 FIGURES = ("phases", "heldout_proportion", "model_size", "ablations")
 MAX_HELDOUT_SHARE = 0.45  # the study swept 5% .. 45%
 # (n_layers, d_model, n_heads) per preset. The paper's ladder follows Pythia 70m / 160m / 410m.
+_CPU_SIZES = [(2, 32, 4), (4, 64, 4), (4, 128, 4)]
 SIZES = {"paper": [(6, 512, 8), (12, 768, 12), (24, 1024, 16)],
-         "cpu": [(2, 32, 4), (4, 64, 4), (4, 128, 4)],
-         "partial": [(2, 32, 4), (4, 64, 4), (4, 128, 4)],
-         "interp": [(2, 32, 4), (4, 64, 4), (4, 128, 4)]}
+         "cpu": _CPU_SIZES, "partial": _CPU_SIZES, "interp": _CPU_SIZES}
 ABLATIONS = {"prefix + freeze (reference)": {},
              "no prefix + freeze": {"use_prefix": False},
              "prefix + no freeze": {"freeze_phase2": False}}

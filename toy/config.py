@@ -131,33 +131,30 @@ class Config:
     return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
 
 
+# From scratch on 2 CPU cores (about a minute a seed). Chosen by
+# experiments/search_learned.py: the smallest searched point at which the useful negatives
+# are clearly learned under "reverse" (README, "The learned model's search").
+_CPU = dict(alphabet_size=26, password_len=8, batch_size=64, n_neg_batches=10,
+            n_heldout_batches=2, pretrain_steps=64, dpo_repeats=30, lr=3e-3, ft_weight=1.0,
+            warmup_steps=50, n_layers=4, d_model=64, n_heads=4)
+
 PRESETS: dict[str, dict[str, Any]] = {
     # PROTOCOL.md's numbers; the model is Pythia-160M-sized (12 layers, width 768, 12 heads).
     "paper": dict(alphabet_size=26, password_len=16, batch_size=128, n_neg_batches=20,
                   n_heldout_batches=1, pretrain_steps=64, dpo_repeats=60, lr=1e-4,
                   n_layers=12, d_model=768, n_heads=12),
-    # From scratch on 2 CPU cores (about a minute a seed). Chosen by
-    # experiments/search_learned.py: the smallest searched point at which the useful negatives
-    # are clearly learned under "reverse" (README, "The learned model's search").
-    "cpu": dict(alphabet_size=26, password_len=8, batch_size=64, n_neg_batches=10,
-                n_heldout_batches=2, pretrain_steps=64, dpo_repeats=30, lr=3e-3, ft_weight=1.0,
-                warmup_steps=50, n_layers=4, d_model=64, n_heads=4),
+    "cpu": _CPU,
     # The study's learned column at CPU scale: the cpu preset with phase 3 unable to rewrite
     # the embedding and the lower half, where phase 2 stored the negatives (README,
     # "Partial generalization"). Departs from PROTOCOL's phase 3, which trains everything.
-    "partial": dict(alphabet_size=26, password_len=8, batch_size=64, n_neg_batches=10,
-                    n_heldout_batches=2, pretrain_steps=64, dpo_repeats=30, lr=3e-3,
-                    ft_weight=1.0, warmup_steps=50, n_layers=4, d_model=64, n_heads=4,
-                    mix_lower_lr_scale=0.0),
+    "partial": {**_CPU, "mix_lower_lr_scale": 0.0},
     # Seconds; for tests and smoke runs only.
     "tiny": dict(alphabet_size=6, password_len=4, batch_size=16, n_neg_batches=4,
                  n_heldout_batches=1, eval_size=16, pretrain_steps=6, dpo_repeats=4, lr=1e-3,
                  warmup_steps=5, n_layers=2, d_model=16, n_heads=2, eval_every=3),
     # The study author's suggestion for interpretability: 2-token passwords, a long alphabet;
     # otherwise the cpu preset.
-    "interp": dict(alphabet_size=256, password_len=2, batch_size=64, n_neg_batches=10,
-                   n_heldout_batches=2, pretrain_steps=64, dpo_repeats=30, lr=3e-3,
-                   ft_weight=1.0, warmup_steps=50, n_layers=4, d_model=64, n_heads=4),
+    "interp": {**_CPU, "alphabet_size": 256, "password_len": 2},
 }
 
 # The toy's optimizer settings (toy/mechanism.py), chosen by measurement. The rest (AdamW,

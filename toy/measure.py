@@ -1,8 +1,9 @@
 """The study's measurements of a trained run: law slopes, generalization ratio G, summaries.
 
-The per-model summary holds the paired tests that every table reports. The law: for each useful or held-out negative, its centred target logit (the logit of each
-true next letter minus the alphabet's mean logit, averaged over the password) under
-"reverse" against the same under "regular". The toy's law is one line through the origin
+The per-model summary holds the paired tests that every table reports. The law: for each
+useful or held-out negative, its centred target logit (the logit of each true next letter
+minus the alphabet's mean logit, averaged over the password) under "reverse" against the
+same under "regular". The toy's law is one line through the origin
 with slope (a-c+g)/(a+c+g) for both sets; G = slope(held-out) / slope(useful) is 1 for
 perfect generalization and 0 for none.
 """
@@ -62,14 +63,16 @@ def generalization_ratio(slopes: dict, kind: str = "") -> np.ndarray:
   return slopes[f"{kind}heldout"] / slopes[f"{kind}useful"]
 
 
+def law_values(slopes: dict) -> dict:
+  """The per-seed law values every report reads, from ``law_slopes``' output."""
+  return {"slope/useful": slopes["useful"], "slope/heldout": slopes["heldout"],
+          "within/useful": slopes["within/useful"], "within/heldout": slopes["within/heldout"],
+          "G": generalization_ratio(slopes), "G_within": generalization_ratio(slopes, "within/")}
+
+
 def law_record(result) -> dict:
   """Per-seed law values as plain lists, for a sweep point's JSON."""
-  sl = law_slopes(result)
-  return {"law": {"slope/useful": sl["useful"].tolist(), "slope/heldout": sl["heldout"].tolist(),
-                  "within/useful": sl["within/useful"].tolist(),
-                  "within/heldout": sl["within/heldout"].tolist(),
-                  "G": generalization_ratio(sl).tolist(),
-                  "G_within": generalization_ratio(sl, "within/").tolist()}}
+  return {"law": {k: v.tolist() for k, v in law_values(law_slopes(result)).items()}}
 
 
 SUMMARY_KEYS = {
@@ -99,10 +102,7 @@ def summarize_law(summary: list[dict], law: dict) -> dict:
 
 def summarize_model(result, slopes: dict | None = None) -> dict:
   """The table column of one trained model: summarize_law plus its seeds and chance."""
-  law = law_record(result)["law"] if slopes is None else {
-      "slope/useful": slopes["useful"], "slope/heldout": slopes["heldout"],
-      "within/useful": slopes["within/useful"], "within/heldout": slopes["within/heldout"],
-      "G": generalization_ratio(slopes), "G_within": generalization_ratio(slopes, "within/")}
+  law = law_values(law_slopes(result) if slopes is None else slopes)
   rows = summarize_law(result.summary, law)
   rows.update(seeds=result.cfg.seeds, chance=result.cfg.chance)
   return rows
