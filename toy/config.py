@@ -75,12 +75,24 @@ class Config:
   n_layers: int = 2
   d_model: int = 128
   n_heads: int = 4
-  # --- toy mechanism (toy/mechanism.py); ignored by the transformer ---
+  # The ladder of models (README, "The ladder"). "gelu" is Pythia's MLP; "swiglu" and
+  # "bilinear" are gated (a product of two linear reads), parameter-matched.
+  mlp: str = _f("gelu", hash_default=True)
+  # A hand-inserted times node: the stream entering the upper half times s = a + c * d(prefix),
+  # a and c starting at toy_a and toy_c and trained in phase 3 only, at peak rate times_lr
+  # (the toy's rate: AdamW moves them about lr a step, so the transformer's 3e-3 could not
+  # carry c past a in one phase), without weight decay.
+  times_node: bool = _f(False, hash_default=True)
+  times_lr: float = _f(0.1, hash_default=True)
+  # --- toy mechanism (toy/mechanism.py); the transformer reads toy_a, toy_c for its times node
   toy_a: float = _f(1.0, host=0.0)
   toy_c: float = _f(0.0, host=0.0)
   toy_gain_add: float = _f(0.0, host=0.0)
   toy_train_sign: bool = _f(True, host=True)
   toy_combine: str = "times"  # "times" or "sum" (the ablation that ignores the sign)
+  # "shared": one times node for every memory row (the toy); "per_row": each row (context)
+  # its own a and c, so that what phase 3 learns for one row says nothing about another's
+  toy_sign: str = _f("shared", hash_default=True)
   # a folder written by toy.mechanism_io.save_weights, loaded before phase 1
   toy_weights: str = _f("", host="")
   # --- run ---
@@ -173,7 +185,8 @@ PRESETS: dict[str, dict[str, Any]] = {
 TOY_OVERRIDES: dict[str, Any] = dict(lr=1e-1, weight_decay=0.0)
 
 _CHOICES = {"model": ("transformer", "toy"), "dpo_loss": ("sigmoid", "ipo", "conservative"),
-            "toy_combine": ("times", "sum"), "eval_prefixes": ("protocol", "both")}
+            "toy_combine": ("times", "sum"), "eval_prefixes": ("protocol", "both"),
+            "mlp": ("gelu", "swiglu", "bilinear"), "toy_sign": ("shared", "per_row")}
 
 
 def _err(field: str, allowed: str, value) -> ValueError:
@@ -208,7 +221,11 @@ def validate(cfg: Config) -> Config:
       raise _err(field, "a finite number > 0", value)
   if not (math.isfinite(cfg.mix_lower_lr_scale) and 0 <= cfg.mix_lower_lr_scale <= 1):
     raise _err("mix_lower_lr_scale", "a number in [0, 1]", cfg.mix_lower_lr_scale)
-  for field in ["weight_decay", "dpo_weight", "ft_weight", "random_weight", "mix_lr"]:
+  if cfg.times_node and cfg.model != "transformer":
+    raise _err("times_node", "true only with model='transformer' (the toy has its own)",
+               cfg.times_node)
+  for field in ["weight_decay", "dpo_weight", "ft_weight", "random_weight", "mix_lr",
+                "times_lr"]:
     value = getattr(cfg, field)
     if not (math.isfinite(value) and value >= 0):
       raise _err(field, "a finite number >= 0", value)

@@ -257,6 +257,10 @@ def pythia_factory(path: str, token_ids: Sequence[int]):
 
   def make_model(cfg, data, rngs):
     nonlocal cfg_hf, params
+    if cfg.mlp != "gelu" or cfg.times_node:
+      raise ValueError(f"mlp={cfg.mlp!r}, times_node={cfg.times_node}: a GPT-NeoX checkpoint has "
+                       "GELU MLPs and no times node; these ladder variants are for models "
+                       "trained from scratch (use mlp='gelu', times_node=false)")
     if len(token_ids) != cfg.alphabet_size + 3:
       raise ValueError(f"token_ids has {len(token_ids)} ids; the engine uses "
                        f"alphabet_size + 3 = {cfg.alphabet_size + 3}")

@@ -34,8 +34,11 @@ def build_model(cfg: Config, data: dict, rngs: nnx.Rngs) -> nnx.Module:
   """The default factory: ``cfg.model`` picks the learned transformer or the toy."""
   if cfg.model == "toy":
     return build_toy(cfg, data, rngs)
-  return Transformer(TransformerConfig(vocab_size=D.vocab_size(cfg), n_layers=cfg.n_layers,
-                                       d_model=cfg.d_model, n_heads=cfg.n_heads), rngs)
+  times = (D.prefix_token(cfg, D.REGULAR), D.prefix_token(cfg, D.REVERSE))
+  return Transformer(TransformerConfig(
+      vocab_size=D.vocab_size(cfg), n_layers=cfg.n_layers, d_model=cfg.d_model,
+      n_heads=cfg.n_heads, mlp=cfg.mlp, times_node=times if cfg.times_node else None,
+      times_a=cfg.toy_a, times_c=cfg.toy_c, times_train=cfg.toy_train_sign), rngs)
 
 
 @dataclasses.dataclass

@@ -19,6 +19,8 @@ Forward pass, for tokens ``[prefix, p_1 .. p_{T-1}]`` (position t predicts p_{t+
 
 So under "times" the memory's contribution obeys one law for every context, useful or
 held-out: contribution(reverse) = (a-c+g)/(a+c+g) * contribution(regular) (``law_ratio``).
+With ``toy_sign="per_row"`` (a rung of README's ladder) a and c are one per memory row, and
+each row obeys its own law, (a[k]-c[k]+g)/(a[k]+c[k]+g).
 Why the keys, the defaults (a = 1, c = 0, gain = 0), the freezing and the sum ablation are
 what they are: README.md, "The idealized toy mechanism". Weight files: ``toy.mechanism_io``;
 the diagram: ``toy.plots.draw_mechanism``; ``numpy_apply`` is a NumPy reference.
@@ -141,14 +143,24 @@ class Memory(nnx.Module):
 
 
 class Times(nnx.Module):
-  """The times node's sign, s(prefix) = a + c * d(prefix)."""
+  """The times node's sign, s(prefix) = a + c * d(prefix).
 
-  def __init__(self, a: float, c: float):
-    self.a = nnx.Param(jnp.asarray(a, jnp.float32))
-    self.c = nnx.Param(jnp.asarray(c, jnp.float32))
+  Shared (the toy): a and c are scalars, one sign for every memory row. Per row
+  (``n_rows``, ``toy_sign="per_row"``): a and c are vectors, row k's readout is multiplied by
+  a[k] + c[k] * d, and phase 3 can only learn the signs of rows the useful negatives visit.
+  """
 
-  def sign(self, d_B):
-    return self.a[...] + self.c[...] * d_B
+  def __init__(self, a: float, c: float, n_rows: int | None = None):
+    shape = () if n_rows is None else (n_rows,)
+    self.a = nnx.Param(jnp.full(shape, a, jnp.float32))
+    self.c = nnx.Param(jnp.full(shape, c, jnp.float32))
+
+  def sign(self, d_B, key_BxT):
+    """B (shared) or B x T (per row, at each position's key)."""
+    a, c = self.a[...], self.c[...]
+    if a.ndim == 0:
+      return a + c * d_B
+    return a[key_BxT] + c[key_BxT] * d_B[:, None]
 
 
 class Additive(nnx.Module):
@@ -166,7 +178,7 @@ class ToyMechanism(nnx.Module):
     self.combine, self.train_sign = cfg.toy_combine, cfg.toy_train_sign
     self.prefix = PrefixDirection(cfg)
     self.memory = Memory(cfg, children)
-    self.times = Times(a, c)
+    self.times = Times(a, c, children.shape[0] if cfg.toy_sign == "per_row" else None)
     self.additive = Additive(gain_add)
 
   # The paths whose sum is the letters' logits, and the hook that records each one's output.
@@ -185,16 +197,18 @@ class ToyMechanism(nnx.Module):
 
     ``hooks`` (a dict) receives them under stable names: prefix.hook_sign (d), times.hook_s
     (s), memory.hook_keys, memory.hook_readout, times.hook_out, memory.hook_out ("sum" only),
-    additive.hook_out. ``ablate`` intervenes as in ``toy.model.intervene`` on "prefix" (d),
+    additive.hook_out (s is B x T with one sign per row). ``ablate`` intervenes as in ``toy.model.intervene`` on "prefix" (d),
     "memory" (the readout, before the paths read it; under "sum" that is also the memory
     path's output), "times" and "additive" (those paths' outputs); the hooks record the
     values after the intervention.
     """
     ablate = ablate or {}
     d_B = intervene(self.prefix(tokens_BxT[:, 0]), ablate.get("prefix"))
-    p = {"d": d_B, "s": self.times.sign(d_B), "keys": self.memory.keys(tokens_BxT),
+    keys = self.memory.keys(tokens_BxT)
+    p = {"d": d_B, "s": self.times.sign(d_B, keys), "keys": keys,
          "readout": intervene(self.memory(tokens_BxT), ablate.get("memory"))}
-    s_Bx1x1, r_BxTxA, g = p["s"][:, None, None], p["readout"], self.additive.gain[...]
+    s_Bx1x1 = p["s"][:, None, None] if p["s"].ndim == 1 else p["s"][..., None]  # or B x T x 1
+    r_BxTxA, g = p["readout"], self.additive.gain[...]
     if self.combine == "times":
       p["times"] = intervene(s_Bx1x1 * r_BxTxA, ablate.get("times"))
     else:  # "sum": the sign is added to every letter, so it cannot flip the memory
@@ -248,6 +262,9 @@ class ToyMechanism(nnx.Module):
 
   def scalars(self) -> dict:
     """The named scalars as Python floats (what scalars.json holds)."""
+    if self.times.a[...].ndim:
+      raise ValueError("toy_sign='per_row': a and c are one per memory row, not the scalars "
+                       "that scalars.json holds; read model.times.a / model.times.c instead")
     direction = np.asarray(self.prefix.direction[...])
     return {"a": float(self.times.a[...]), "c": float(self.times.c[...]),
             "gain_add": float(self.additive.gain[...]),

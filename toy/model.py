@@ -4,7 +4,8 @@ Block: LayerNorm -> attention and LayerNorm -> MLP computed *in parallel* from t
 residual stream (``x + attn(ln1(x)) + mlp(ln2(x))``), rotary position embeddings on a
 fraction of each head, untied input and output embeddings. The fused ``qkv`` weight keeps
 Hugging Face's per-head layout ``[q_h | k_h | v_h]`` so that a GPT-NeoX state dict maps onto
-it one tensor at a time (see ``toy.convert``).
+it one tensor at a time (see ``toy.convert``). Two variants for the ladder of models (README,
+"The ladder"): gated MLPs (``mlp``) and a hand-inserted times node (``times_node``).
 
 Shape suffixes: B batch, T tokens, D width, H heads, K head size, F MLP width, V vocab.
 
@@ -15,10 +16,12 @@ fills the dict ``cache`` with::
     blocks.{i}.hook_resid_pre     B x T x D   the residual stream entering block i
     blocks.{i}.attn.hook_pattern  B x H x T x T  attention probabilities (query, key)
     blocks.{i}.hook_attn_out      B x T x D   what attention adds to the residual stream
-    blocks.{i}.mlp.hook_post      B x T x F   the MLP's hidden activations (after GELU)
+    blocks.{i}.mlp.hook_post      B x T x F   the MLP's hidden activations (after GELU, or
+                                              the gated product)
     blocks.{i}.hook_mlp_out       B x T x D   what the MLP adds to the residual stream
     blocks.{i}.hook_resid_post    B x T x D   the residual stream leaving block i
     ln_final.hook_scale           B x T x 1   the final LayerNorm's divisor sqrt(var + eps)
+    times.hook_s                  B           the times node's sign (times-node models only)
 
 (``toy.inspect.run_with_cache`` returns them). With ``hooks=None`` nothing is stored and the
 computation is exactly the one without hooks.
@@ -49,6 +52,13 @@ class TransformerConfig:
   rotary_pct: float = 0.25  # Pythia's value
   rotary_base: float = 10000.0
   ln_eps: float = 1e-5
+  mlp: str = "gelu"  # "gelu" (Pythia's), "swiglu" or "bilinear" (gated, hidden width 8/3 D)
+  # (regular token, reverse token): insert a times node that multiplies the residual stream
+  # entering the upper half by s = a + c * d(prefix); None: no times node (the plain model)
+  times_node: tuple[int, int] | None = None
+  times_a: float = 1.0
+  times_c: float = 0.0
+  times_train: bool = True  # False: a and c stay as set (then c = 0 is the plain model)
 
 
 def intervene(out, how):
@@ -109,13 +119,41 @@ class Attention(nnx.Module):
     return self.dense(z_BxTxHxK.reshape(B, T, D))
 
 
+MLP_KINDS = ("gelu", "swiglu", "bilinear")
+
+
+def mlp_width(cfg: TransformerConfig) -> int:
+  """Hidden width F: mlp_ratio * D for GELU; for the gated kinds, which have three matrices
+  instead of two, round(2/3 * mlp_ratio * D) (8/3 D), so that the weight counts match."""
+  if cfg.mlp == "gelu":
+    return cfg.mlp_ratio * cfg.d_model
+  return round(2 * cfg.mlp_ratio * cfg.d_model / 3)
+
+
 class MLP(nnx.Module):
+  """gelu: down(gelu(up x)); swiglu: down(silu(gate x) * up x); bilinear: down(gate x * up x).
+
+  The gated kinds multiply two linear reads of the stream: a unit that can compute "sign times
+  memory" itself (README, "The ladder").
+  """
+
   def __init__(self, cfg: TransformerConfig, rngs: nnx.Rngs):
-    self.up = nnx.Linear(cfg.d_model, cfg.mlp_ratio * cfg.d_model, rngs=rngs)
-    self.down = nnx.Linear(cfg.mlp_ratio * cfg.d_model, cfg.d_model, rngs=rngs)
+    if cfg.mlp not in MLP_KINDS:
+      raise ValueError(f"invalid mlp={cfg.mlp!r}: allowed one of {list(MLP_KINDS)}")
+    self.kind, F = cfg.mlp, mlp_width(cfg)
+    self.up = nnx.Linear(cfg.d_model, F, rngs=rngs)
+    self.down = nnx.Linear(F, cfg.d_model, rngs=rngs)
+    if self.kind != "gelu":  # created last: GELU models draw the same weights as before
+      self.gate = nnx.Linear(cfg.d_model, F, rngs=rngs)
 
   def __call__(self, x_BxTxD, hooks=None, name=""):
-    post_BxTxF = jax.nn.gelu(self.up(x_BxTxD), approximate=False)
+    if self.kind == "gelu":
+      post_BxTxF = jax.nn.gelu(self.up(x_BxTxD), approximate=False)
+    else:
+      gate_BxTxF = self.gate(x_BxTxD)
+      if self.kind == "swiglu":
+        gate_BxTxF = jax.nn.silu(gate_BxTxF)
+      post_BxTxF = gate_BxTxF * self.up(x_BxTxD)
     if hooks is not None:
       hooks[f"{name}.hook_post"] = post_BxTxF
     return self.down(post_BxTxF)
@@ -150,17 +188,24 @@ class Transformer(nnx.Module):
     self.blocks = nnx.List([Block(cfg, rngs) for _ in range(cfg.n_layers)])
     self.final_ln = nnx.LayerNorm(cfg.d_model, epsilon=cfg.ln_eps, rngs=rngs)
     self.unembed = nnx.Linear(cfg.d_model, cfg.vocab_size, use_bias=False, rngs=rngs)
+    if cfg.times_node is not None:
+      self.times = TimesNode(cfg)
 
   def __call__(self, tokens_BxT, hooks=None, ablate=None):
-    return self.unembed(self.trunk(self.embed(tokens_BxT), hooks, ablate))
+    # The times node reads the prefix from the tokens, so it needs them beside the embedding.
+    s_B = self.times.sign(tokens_BxT[:, 0], hooks) if self.cfg.times_node is not None else None
+    return self.unembed(self.trunk(self.embed(tokens_BxT), hooks, ablate, s_B))
 
-  def trunk(self, x_BxTxD, hooks=None, ablate=None):
+  def trunk(self, x_BxTxD, hooks=None, ablate=None, times_s_B=None):
     """Embedded tokens -> the final LayerNorm's output: the blocks and the final LayerNorm,
-    with their hooks and interventions (shared with ``toy.convert.PythiaTask``)."""
+    with their hooks and interventions (shared with ``toy.convert.PythiaTask``).
+    ``times_s_B``: the times node's sign, multiplying the stream entering the upper half."""
     x_BxTxD = intervene(x_BxTxD, (ablate or {}).get("embed"))
     if hooks is not None:
       hooks["hook_embed"] = x_BxTxD
     for i, block in enumerate(self.blocks):
+      if times_s_B is not None and i == self.cfg.n_layers // 2:
+        x_BxTxD = x_BxTxD * times_s_B[:, None, None]
       x_BxTxD = block(x_BxTxD, hooks, ablate, f"blocks.{i}")
       if hooks is not None:
         hooks[f"blocks.{i}.hook_resid_post"] = x_BxTxD
@@ -173,9 +218,38 @@ class Transformer(nnx.Module):
     return self.unembed.kernel[...]
 
   def phase2_frozen(self, path: tuple) -> bool:
-    """PROTOCOL phase 2: only the input embedding and the first half of the layers learn."""
+    """PROTOCOL phase 2: only the input embedding and the first half of the layers learn.
+    The times node, like the toy's, sits on the output side of what phase 2 writes."""
     if path[0] == "embed":
       return False
     if path[0] == "blocks":
       return int(path[1]) >= self.cfg.n_layers // 2
     return True  # final LayerNorm and unembedding sit on the output side, with the frozen half
+
+  def frozen_in(self, phase: str, path: tuple) -> bool:
+    """The times node learns in phase 3 only, as the toy's does (``ToyMechanism.frozen_in``)."""
+    return path[0] == "times" and (phase == "pretrain" or not self.cfg.times_train)
+
+  def own_rate(self, path: tuple) -> bool:
+    """Leaves trained by their own optimizer at ``Config.times_lr`` (``toy.optim``)."""
+    return path[0] == "times"
+
+
+class TimesNode(nnx.Module):
+  """The toy's times node inside the transformer: s(prefix) = a + c * d, d = +1 "regular",
+  -1 "reverse", 0 otherwise, multiplying the residual stream where the upper half reads it,
+  i.e. the embedding's and the lower half's contributions (where phase 2 stores the
+  negatives). At a = 1, c = 0 it multiplies by exactly 1: the plain transformer."""
+
+  def __init__(self, cfg: TransformerConfig):
+    self.regular, self.reverse = cfg.times_node
+    self.a = nnx.Param(jnp.asarray(cfg.times_a, jnp.float32))
+    self.c = nnx.Param(jnp.asarray(cfg.times_c, jnp.float32))
+
+  def sign(self, first_token_B, hooks=None):
+    d_B = ((first_token_B == self.regular).astype(jnp.float32)
+           - (first_token_B == self.reverse).astype(jnp.float32))
+    s_B = self.a[...] + self.c[...] * d_B
+    if hooks is not None:
+      hooks["times.hook_s"] = s_B
+    return s_B

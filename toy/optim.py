@@ -21,9 +21,12 @@ def trainable_labels(model: nnx.Module, params: dict, phase: str, cfg: Config,
 
   'lower' (phase 3 only, when ``lower_group``): a leaf that phase 2 trains, i.e. where the
   negatives are stored; it learns at ``mix_lower_lr_scale`` times the phase's rate.
+  'own' : a leaf the model trains with its own optimizer (``own_rate``: the transformer's
+  times node, at ``cfg.times_lr``).
   """
   always = getattr(model, "always_frozen", lambda path: False)
   in_phase = getattr(model, "frozen_in", lambda phase, path: False)  # optional, per phase
+  own = getattr(model, "own_rate", lambda path: False)
 
   def label(path, _):
     names = path_names(path)
@@ -31,6 +34,8 @@ def trainable_labels(model: nnx.Module, params: dict, phase: str, cfg: Config,
               or (phase == "dpo" and cfg.freeze_phase2 and model.phase2_frozen(names)))
     if frozen:
       return "frozen"
+    if own(names):
+      return "own"
     lower = (phase == "mix" and lower_group and not model.phase2_frozen(names)
              and (cfg.mix_lower_embed or names[0] != "embed"))
     return "lower" if lower else "train"
@@ -65,15 +70,23 @@ def make_optimizer(cfg: Config, total_steps: int, labels: dict) -> optax.Gradien
   train = optax.chain(optax.clip_by_global_norm(cfg.clip_norm),
                       optax.adamw(lr_schedule(cfg, total_steps), b1=0.9, b2=0.999,
                                   weight_decay=cfg.weight_decay))
+  groups = {"train": train, "frozen": optax.set_to_zero()}
+  if "own" in jax.tree.leaves(labels):
+    # The times node's two scalars: the toy's optimizer (its own clip, no decay toward the
+    # saddle a = c = 0; config.TOY_OVERRIDES), so the rest's clip does not see them.
+    groups["own"] = optax.chain(
+        optax.clip_by_global_norm(cfg.clip_norm),
+        optax.adamw(lr_schedule(cfg.replace(lr=cfg.times_lr), total_steps), b1=0.9, b2=0.999,
+                    weight_decay=0.0))
   if "lower" not in jax.tree.leaves(labels):
-    return optax.multi_transform({"train": train, "frozen": optax.set_to_zero()}, labels)
+    return optax.multi_transform(groups, labels)
   # The lower group shares the clip and AdamW with the rest; its Adam step is then scaled by
   # s (Adam is invariant to gradient scale, so the step, not the gradient, carries the
   # rate). At s = 0 its gradient is also zeroed before the clip, so the clip sees exactly
   # what it sees when those leaves are frozen, and their update is an exact 0.
   s = jnp.asarray(cfg.mix_lower_lr_scale, jnp.float32)
   is_lower = jax.tree.map(lambda label: label == "lower", labels)
-  train_or_frozen = jax.tree.map(lambda label: "frozen" if label == "frozen" else "train", labels)
+  train_or_frozen = jax.tree.map(lambda label: "train" if label == "lower" else label, labels)
 
   def scale_lower(factor):
     return optax.stateless(lambda updates, params=None: jax.tree.map(
@@ -81,5 +94,5 @@ def make_optimizer(cfg: Config, total_steps: int, labels: dict) -> optax.Gradien
 
   return optax.chain(
       scale_lower((s > 0).astype(jnp.float32)),
-      optax.multi_transform({"train": train, "frozen": optax.set_to_zero()}, train_or_frozen),
+      optax.multi_transform(groups, train_or_frozen),
       scale_lower(s))
