@@ -1,0 +1,212 @@
+"""The ladder of models: from the idealized toy to the plain transformer, one G per rung.
+
+  python experiments/ladder.py                  # every rung, resumable (stored points skipped)
+  python experiments/ladder.py --rung unshared  # one rung (repeatable flag)
+  python experiments/ladder.py --plot-only      # table and figure from stored points
+
+Each rung removes one idealization of the toy and is measured the same way: G (held-out law
+slope / useful law slope), held-out − control and held-out − chance at the end of phase 3
+(and their max over phase 3), all under "reverse", seeds 0-7, the cpu preset's data (the
+same negatives for every rung: data depend only on the seed). The rungs:
+  toy               exact-context memory, one shared times node (G = 1 by construction)
+  leak-g            toy + an additive path g * memory that the sign does not reach
+  unshared          toy with one times node per memory row instead of one for all
+  times-node        transformer whose stream entering the upper half is multiplied by
+                    a + c * d(prefix), trained in phase 3 like the toy's (PROTOCOL phase 3;
+                    -scale0: embedding and lower half frozen in phase 3)
+  swiglu, bilinear  transformer with a gated (multiplicative) MLP, PROTOCOL phase 3
+  *-scale0          each MLP kind with phase 3 unable to rewrite the embedding and lower half
+  gelu              the plain transformer under PROTOCOL
+Points are JSON files named by a hash of their config. The plain-GELU points are the same
+configs as experiments/partial.py's dial points 0 and 1 and are read from results/partial/
+when stored there. Writes results/ladder/*.json, results/ladder.md and figures/ladder.png.
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+
+import toy
+from toy.config import make_config, script_parser
+from toy.mechanism import law_ratio
+from toy.measure import law_record
+from toy.plots import save_figure
+from toy.sweep import fmt, is_stored, load_point, paired_test, run_sweep, seed_values
+
+OUT = os.path.join("results", "ladder")
+ALSO_READ = (os.path.join("results", "partial"),)  # points stored by other experiments
+SEEDS = dict(seed=0, n_seeds=8)
+LEAKS = (0.25, 0.5, 1.0, 2.0)
+
+
+def _toy(**kw):
+  return make_config("cpu", model="toy", **SEEDS, **kw)
+
+
+def _net(**kw):
+  return make_config("cpu", **SEEDS, **kw)
+
+
+# (name, family, what the rung removes or adds, config), in ladder order
+RUNGS = [
+    ("toy", "toy", "exact-context memory, one shared times node", _toy()),
+    *[(f"leak-{g:g}", "toy", f"+ additive path, gain {g:g}", _toy(toy_gain_add=g))
+      for g in LEAKS],
+    ("unshared", "toy", "one times node per memory row", _toy(toy_sign="per_row")),
+    ("times-node", "transformer", "learned memory behind a times node, PROTOCOL phase 3",
+     _net(times_node=True)),
+    ("times-node-scale0", "transformer", "times node, lower half frozen in phase 3",
+     _net(times_node=True, mix_lower_lr_scale=0.0)),
+    *[(kind, "transformer", f"{kind} MLP, PROTOCOL phase 3", _net(mlp=kind))
+      for kind in ("swiglu", "bilinear")],
+    *[(f"{kind}-scale0", "transformer", f"{kind} MLP, lower half frozen in phase 3",
+       _net(mlp=kind, mix_lower_lr_scale=0.0)) for kind in ("gelu", "swiglu", "bilinear")],
+    ("gelu", "transformer", "plain transformer, PROTOCOL phase 3", _net()),
+]
+BY_NAME = {name: cfg for name, _, _, cfg in RUNGS}
+COLUMNS = [  # (header, summary key or "law:" key)
+    ("G", "law:G"),
+    ("held−control final", "reverse/heldout_minus_control/final"),
+    ("held−control max", "reverse/heldout_minus_control/max"),
+    ("held−chance final", "reverse/heldout/final"),
+    ("held−chance max", "reverse/heldout/max"),
+    ("useful−chance final", "reverse/useful/final"),
+    ("slope useful", "law:slope/useful"), ("slope held-out", "law:slope/heldout")]
+VS_TOY = [("ΔG vs toy", "law:G"), ("Δ(held−control) vs toy", "reverse/heldout_minus_control/final")]
+
+
+def with_scalars(cfg, result) -> dict:
+  """The per-seed law values, and the times node's trained a and c where it has scalars."""
+  record = law_record(result)
+  if cfg.model == "toy" and cfg.toy_sign == "shared" or cfg.times_node:
+    models = [result.model(i) for i in range(cfg.n_seeds)]
+    record["times"] = {k: [float(getattr(m.times, k)[...]) for m in models] for k in "ac"}
+  return record
+
+
+def values(record: dict, key: str) -> np.ndarray:
+  if key.startswith("law:"):
+    return np.asarray(record["law"][key[4:]], dtype=float)
+  return seed_values(record, key)
+
+
+def where_stored(cfg, out: str) -> str | None:
+  for folder in (out, *ALSO_READ):
+    if is_stored(folder, cfg):
+      return folder
+  return None
+
+
+def table(records: dict[str, dict], sources: dict[str, str]) -> str:
+  head = ["rung", "what it is", "seeds", *[h for h, _ in COLUMNS], *[h for h, _ in VS_TOY],
+          "stored in"]
+  lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
+  toy_record = records.get("toy")
+  for name, _, what, _ in RUNGS:
+    if name not in records:
+      continue
+    r, c = records[name], records[name]["config"]
+    cells = [f"`{name}`", what, f"{c['seed']}–{c['seed'] + c['n_seeds'] - 1}"]
+    for _, key in COLUMNS:
+      v = values(r, key)
+      extra = f", {int((v > 0).sum())}/{v.size} > 0" if key.endswith("control/final") else ""
+      cells.append(fmt(paired_test(v, 0.0)) + extra)
+    for _, key in VS_TOY:
+      same_seeds = toy_record is not None and toy_record["config"]["seed"] == c["seed"]
+      cells.append(fmt(paired_test(values(r, key), values(toy_record, key)))
+                   if same_seeds and name != "toy" else "")
+    cells.append(f"`{sources[name]}`")
+    lines.append("| " + " | ".join(cells) + " |")
+  return "\n".join(lines)
+
+
+def plot(records: dict[str, dict], path: str):
+  """G and held-out − control per rung (seeds as dots, mean ± sd), and the leak rungs' law
+  slope against the one the trained scalars predict."""
+  names = [n for n, *_ in RUNGS if n in records]
+  family = {n: f for n, f, *_ in RUNGS}
+  fig, axes = plt.subplots(1, 3, figsize=(18, 5.2), gridspec_kw=dict(width_ratios=[2, 2, 1.2]))
+  x = np.arange(len(names))
+  for ax, (key, title) in zip(axes[:2], [
+      ("law:G", "generalization ratio G = held-out law slope / useful law slope"),
+      ("reverse/heldout_minus_control/final", "held-out − control, end of phase 3 (nats/token)")]):
+    for i, n in enumerate(names):
+      v = values(records[n], key)
+      color = "tab:green" if family[n] == "toy" else "tab:red"
+      ax.scatter(np.full(v.size, i) + np.linspace(-0.15, 0.15, v.size), v, s=9, color="0.6",
+                 zorder=2)
+      ax.errorbar(i, v.mean(), v.std(ddof=1), color=color, marker="o", capsize=4, zorder=3)
+    if key == "law:G":
+      ax.axhline(1, color="tab:green", ls="--", lw=1, label="G = 1 (perfect)")
+      ax.axhline(0, color="k", ls=":", lw=1, label="G = 0 (none)")
+      ax.set_ylim(-1.5, 1.6)  # a seed outside is clipped; results/ladder.md has every value
+    else:
+      ax.axhline(0, color="k", ls=":", lw=1, label="held-out = control")
+      ax.set_yscale("symlog", linthresh=0.1)
+    ax.set_xticks(x, names, rotation=60, ha="right", fontsize=8)
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8, loc="lower left")
+  ax = axes[2]
+  for n in names:
+    if not (n == "toy" or n.startswith("leak")) or "times" not in records[n]:
+      continue
+    g = records[n]["config"]["toy_gain_add"]
+    a, c = (np.asarray(records[n]["times"][k]) for k in "ac")
+    predicted = np.array([law_ratio(ai, ci, g) for ai, ci in zip(a, c)])
+    ax.scatter(predicted, values(records[n], "law:slope/useful"), marker="o", s=16,
+               label=f"g = {g:g}, useful")
+    ax.scatter(predicted, values(records[n], "law:slope/heldout"), marker="x", s=22,
+               color="k", lw=0.8)
+  lim = ax.get_xlim()
+  ax.plot(lim, lim, color="0.5", lw=0.8, ls="--", label="measured = predicted")
+  ax.scatter([], [], marker="x", color="k", label="held-out (x)")
+  ax.set_xlabel("predicted (a − c + g) / (a + c + g), trained a, c")
+  ax.set_ylabel("measured law slope (reverse on regular)")
+  ax.set_title("leak rungs: law slope, per seed", fontsize=10)
+  ax.legend(fontsize=7)
+  fig.suptitle("the ladder: green = toy rungs, red = transformer rungs; 'reverse' prefix, "
+               "seeds as grey dots, mean ± sd")
+  save_figure(fig, path)
+
+
+def main(argv=None):
+  parser = script_parser(__doc__)
+  parser.add_argument("--rung", choices=list(BY_NAME), action="append")
+  parser.add_argument("--plot-only", action="store_true")
+  parser.add_argument("--out", default=OUT)
+  parser.add_argument("--table", default=os.path.join("results", "ladder.md"))
+  parser.add_argument("--figure", default=os.path.join("figures", "ladder.png"))
+  args = parser.parse_args(argv)
+  toy.enable_compilation_cache()
+  chosen = args.rung or list(BY_NAME)
+  todo = [BY_NAME[n] for n in chosen if where_stored(BY_NAME[n], args.out) is None]
+  if todo and not args.plot_only:
+    run_sweep(todo, args.out, on_result=with_scalars)
+  sources = {n: where_stored(cfg, args.out) for n, cfg in BY_NAME.items()}
+  records = {n: load_point(sources[n], cfg) for n, cfg in BY_NAME.items() if sources[n]}
+  given = [a for a in (sys.argv[1:] if argv is None else argv) if a != "--plot-only"]
+  command = " ".join(["python experiments/ladder.py", *given])
+  head = (f"Written by `{command}`. End of phase 3 (\"max\": over phase 3), \"reverse\" "
+          "prefix, nats/token relative to chance or to the control; law slopes of centred "
+          "target logits (reverse on regular), G = held-out slope / useful slope; mean ± sd "
+          "over seeds, t-test against 0; Δ vs toy: paired per seed (same seeds, same "
+          "negatives).\n\n")
+  text = table(records, sources)
+  os.makedirs(os.path.dirname(args.table) or ".", exist_ok=True)
+  with open(args.table, "w") as f:
+    f.write(head + text + "\n")
+  print(text)
+  if records:
+    os.makedirs(os.path.dirname(args.figure) or ".", exist_ok=True)
+    plot(records, args.figure)
+  return records
+
+
+if __name__ == "__main__":
+  main()
