@@ -161,3 +161,46 @@ def test_gelu_default_keeps_stored_point_names():
   assert point_id(cfg) == point_id(dataclasses.replace(cfg, mlp="gelu", times_node=False,
                                                        times_lr=0.1, toy_sign="shared"))
   assert point_id(cfg) != point_id(cfg.replace(mlp="swiglu"))
+
+
+# ----------------------------------------------------------------------------- the stored ladder
+
+import importlib.util  # noqa: E402
+import os  # noqa: E402
+
+ROOT = os.path.join(os.path.dirname(__file__), "..")
+_spec = importlib.util.spec_from_file_location("ladder",
+                                               os.path.join(ROOT, "experiments", "ladder.py"))
+ladder = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(ladder)
+
+
+def test_every_rung_is_stored_with_8_seeds_and_nothing_is_orphaned():
+  from toy.sweep import load_point, point_id
+  for name, cfg in ladder.BY_NAME.items():
+    folder = ladder.where_stored(cfg, os.path.join(ROOT, ladder.OUT))
+    assert folder is not None, f"rung {name} ({point_id(cfg)}) is not stored"
+    record = load_point(folder, cfg)
+    assert len(record["summary"]) == 8 and all(len(v) == 8 for v in record["law"].values())
+  names = {n[:-5] for n in os.listdir(os.path.join(ROOT, ladder.OUT)) if n.endswith(".json")}
+  assert names <= {point_id(cfg) for cfg in ladder.BY_NAME.values()}
+
+
+def test_stored_leak_rungs_obey_the_analytic_law_and_plot_only_redraws_the_table(tmp_path):
+  from toy.sweep import load_point
+  for g in ladder.LEAKS:
+    record = load_point(os.path.join(ROOT, ladder.OUT), ladder.BY_NAME[f"leak-{g:g}"])
+    predicted = [law_ratio(a, c, g) for a, c in zip(record["times"]["a"], record["times"]["c"])]
+    np.testing.assert_allclose(record["law"]["slope/heldout"], predicted, rtol=1e-4)
+    np.testing.assert_allclose(record["law"]["G"], 1.0, atol=1e-4)
+  cwd = os.getcwd()
+  try:  # the script reads results/partial relative to the repository root
+    os.chdir(ROOT)
+    ladder.main(["--plot-only", "--table", str(tmp_path / "ladder.md"),
+                 "--figure", str(tmp_path / "ladder.png")])
+  finally:
+    os.chdir(cwd)
+  body = lambda text: text[text.index("| rung"):]
+  assert body((tmp_path / "ladder.md").read_text()) == body(
+      open(os.path.join(ROOT, "results", "ladder.md")).read())
+  assert (tmp_path / "ladder.png").stat().st_size > 10_000
