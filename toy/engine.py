@@ -31,9 +31,13 @@ from toy.phases import PHASES, eval_prefixes, evaluate, evaluate_law, phase_loss
 
 
 def build_model(cfg: Config, data: dict, rngs: nnx.Rngs) -> nnx.Module:
-  """The default factory: ``cfg.model`` picks the learned transformer or the toy."""
+  """The default factory: ``cfg.model`` picks the learned transformer or the toy;
+  ``cfg.init_from``, a checkpoint instead of a fresh transformer."""
   if cfg.model == "toy":
     return build_toy(cfg, data, rngs)
+  if cfg.init_from:
+    from toy.convert import checkpoint_model  # imports transformers: only when needed
+    return checkpoint_model(cfg)
   return Transformer(TransformerConfig(vocab_size=D.vocab_size(cfg), n_layers=cfg.n_layers,
                                        d_model=cfg.d_model, n_heads=cfg.n_heads), rngs)
 
