@@ -158,7 +158,9 @@ def train(cfg: Config, make_model: Callable = build_model, *, progress: bool = T
 def batchable(a: Config, b: Config) -> bool:
   """Whether two configs can share one vmapped program (they differ only in HYPER/host fields)."""
   same_labels = (a.freeze_phase2, a.toy_train_sign) == (b.freeze_phase2, b.toy_train_sign)
-  return compile_key(a) == compile_key(b) and same_labels
+  # init_from never reaches a program, but a checkpoint's rows are another module than a
+  # fresh transformer's (and another checkpoint's token ids): one checkpoint per program
+  return compile_key(a) == compile_key(b) and same_labels and a.init_from == b.init_from
 
 
 @dataclasses.dataclass
