@@ -169,11 +169,12 @@ def test_from_scratch_vocab_normalisation_covers_the_prefix_tokens():
   graphdef, params, rest = nnx.split(model, nnx.Param, ...)
   apply = lambda p, r, t: nnx.merge(graphdef, p, r)(t)
   data = {k: np.asarray(v) for k, v in D.make_data(cfg, jax.random.key(0)).items()}
-  ev = {n: evaluate(cfg.replace(normalize=n), apply, params, rest, data)
-        for n in ("alphabet", "vocab")}
+  ev = {n: jax.jit(lambda p, r, d, n=n: evaluate(cfg.replace(normalize=n), apply, p, r, d))(
+      params, rest, data) for n in ("alphabet", "vocab")}
   for k in ev["vocab"]:
     assert float(ev["vocab"][k]) < float(ev["alphabet"][k])
-  logits = np.asarray(apply(params, rest, D.model_inputs(cfg, data["control"], D.REGULAR)))
+  logits = np.asarray(jax.jit(apply)(params, rest,
+                                     D.model_inputs(cfg, data["control"], D.REGULAR)))
   want = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
   targets = data["control"]
   got = token_logps(jnp.asarray(logits), jnp.asarray(targets), cfg.alphabet_size, "vocab")
