@@ -5,6 +5,8 @@
   python experiments/paper_figures.py --figure ablations     # one figure (repeatable flag)
   python experiments/paper_figures.py --plot-only            # redraw from the stored points
   python experiments/paper_figures.py --preset paper --n_seeds 5   # the paper's scale, on a GPU
+  python experiments/paper_figures.py --init_from /path/to/pythia-160m --preset paper
+                                           # start from a checkpoint: figures 1, 2 and 4
 
   1 phases              log-lik of the three sets over the three phases, one line per seed + mean
   2 heldout_proportion  held-out vs control against the held-out share of the negatives
@@ -19,6 +21,14 @@ stopped and --plot-only redraws without training. Every Config field is a flag a
 every point (the swept field excepted). Writes figures/paper_<figure>_<preset>.png and a
 table of the plotted numbers (mean ± sd over seeds, t-tests) to
 results/paper_figures/<preset>/table.md.
+
+With --init_from FOLDER (a local GPT-NeoX / Pythia checkpoint; log-probs over the whole
+vocabulary unless --normalize alphabet), every point starts from that checkpoint, whose
+config fixes the network: the model-size figure, which varies our transformer's shape, is
+left out (asking for it with --figure model_size is an error; the study's size sweep is one
+such run per checkpoint, e.g. pythia-70m, -160m, -410m). Points, table and figures then go
+to results/paper_figures/<preset>_<folder name>/ and figures/paper_<figure>_<preset>_<folder
+name>.png, beside the from-scratch ones.
 """
 from __future__ import annotations
 
@@ -64,6 +74,11 @@ def heldout_batches(cfg: Config) -> list[int]:
   return ks[::2] if len(ks) > 5 else ks
 
 
+def checkpoint_name(cfg: Config) -> str:
+  """The folder name of ``cfg.init_from`` (e.g. pythia-160m)."""
+  return os.path.basename(os.path.normpath(cfg.init_from))
+
+
 def model_sizes(cfg: Config) -> list[tuple[int, int, int]]:
   default = [(max(1, cfg.n_layers // 2), cfg.d_model // 2, cfg.n_heads),
              (cfg.n_layers, cfg.d_model, cfg.n_heads), (cfg.n_layers, 2 * cfg.d_model, cfg.n_heads)]
@@ -75,7 +90,7 @@ def points(base: Config) -> dict[str, list[tuple[str, Config]]]:
   def with_heldout(k):
     # the fixed sets draw eval_size passwords from the held-out set, so it must fit
     return base.replace(n_heldout_batches=k, eval_size=min(base.eval_size, k * base.batch_size))
-  return {
+  grid = {
       "phases": [("reference", base)],
       "heldout_proportion": [(f"{k / base.n_neg_batches:.2f}", with_heldout(k))
                              for k in heldout_batches(base)],
@@ -83,6 +98,9 @@ def points(base: Config) -> dict[str, list[tuple[str, Config]]]:
                      for n, d, h in model_sizes(base)],
       "ablations": [(label, base.replace(**kw)) for label, kw in ablations(base).items()],
   }
+  if base.init_from:  # a checkpoint's config fixes its size: no size to vary
+    del grid["model_size"]
+  return grid
 
 
 def ablations(base: Config) -> dict:
@@ -103,8 +121,9 @@ def values(record: dict, name: str, when: str) -> np.ndarray:
 
 def plot_phases(cfg: Config, record: dict, path: str):
   fig, ax = plt.subplots(figsize=(8, 5))
+  model = checkpoint_name(cfg) if cfg.init_from else "Learned transformer"
   phase_curves(ax, cfg, record["history"],
-               f"Learned transformer, preset {cfg.preset}, {cfg.n_seeds} seeds: phases 1-2 under "
+               f"{model}, preset {cfg.preset}, {cfg.n_seeds} seeds: phases 1-2 under "
                f"'regular', phase 3 under 'reverse'\n(axis linear within ±0.02 nats of chance, "
                "logarithmic beyond)")
   save_figure(fig, path)
@@ -172,8 +191,17 @@ def main(argv=None):
   parser.add_argument("--figures_dir", default="figures")
   # PROTOCOL.md: mean ± sd over 5 seeds for the sweeps
   base, args = parse_config(parser, argv, n_seeds=5)
-  out = args.out or os.path.join("results", "paper_figures", base.preset)
+  # a checkpoint's points, table and figures sit beside the from-scratch ones, named by it
+  tag = base.preset + (f"_{checkpoint_name(base)}" if base.init_from else "")
+  out = args.out or os.path.join("results", "paper_figures", tag)
   figures = args.figure or list(FIGURES)
+  if base.init_from:
+    if args.figure and "model_size" in args.figure:
+      parser.error("--figure model_size: with --init_from the checkpoint's config fixes the "
+                   "model's size; run one checkpoint per size instead")
+    if "model_size" in figures:
+      print("--init_from: model_size skipped (the checkpoint's config fixes the size)")
+      figures.remove("model_size")
   grid = {name: pts for name, pts in points(base).items() if name in figures}
   toy.enable_compilation_cache()
   if not args.plot_only and jax.default_backend() == "cpu" and base.d_model >= 512:
@@ -193,7 +221,7 @@ def main(argv=None):
   sections = {name: [(label, records[c]) for label, c in pts] for name, pts in grid.items()}
 
   os.makedirs(args.figures_dir, exist_ok=True)
-  fig_path = lambda name: os.path.join(args.figures_dir, f"paper_{name}_{base.preset}.png")
+  fig_path = lambda name: os.path.join(args.figures_dir, f"paper_{name}_{tag}.png")
   written = []
   for name, rows in sections.items():
     cfgs = [c for _, c in grid[name]]
@@ -225,8 +253,8 @@ def main(argv=None):
   # --plot-only draws the same numbers, so the command that regenerates them is recorded
   given = [a for a in (sys.argv[1:] if argv is None else argv) if a != "--plot-only"]
   command = " ".join(["python experiments/paper_figures.py", *given])
-  text = f"# The study's figures, preset {base.preset}\n\nCommand: `{command}`\n\n" + \
-      table(stored)
+  what = f"preset {base.preset}" + (f", from `{base.init_from}`" if base.init_from else "")
+  text = f"# The study's figures, {what}\n\nCommand: `{command}`\n\n" + table(stored)
   os.makedirs(out, exist_ok=True)
   with open(os.path.join(out, "table.md"), "w") as f:
     f.write(text + "\n")

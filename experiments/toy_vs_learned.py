@@ -5,13 +5,17 @@ Both are trained by the same engine on the same data and seeds.
   python experiments/toy_vs_learned.py                     # CPU default (preset partial)
   python experiments/toy_vs_learned.py --toy_c 3 --toy_train_sign false   # hand-set the times node
   python experiments/toy_vs_learned.py --preset paper --mix_lower_lr_scale 0 --n_seeds 8  # GPU
+  python experiments/toy_vs_learned.py --init_from /path/to/pythia-160m --preset paper \
+      --results results/pythia-160m --figures figures/pythia-160m   # learned = the checkpoint
 
 Columns: the toy (PROTOCOL's phases), the learned transformer with the config's phase-3
 lever (``mix_lower_lr_scale``; the default preset ``partial`` freezes the embedding and the
 lower half in phase 3), and the same transformer under PROTOCOL's phase 3 (scale 1). The two
 learned columns share phases 1-2 (trained once). Every Config field is a flag and applies to
 every model, except that the toy keeps its own optimizer settings (toy.config.TOY_OVERRIDES)
-unless --toy_lr is given, and the toy_* fields only concern the toy. Writes
+unless --toy_lr is given, and the toy_* fields only concern the toy. With --init_from, the
+learned columns start from that checkpoint and are normalised as --normalize says (default
+vocab); the toy column stays the toy, normalised over the alphabet. Writes
   figures/toy_vs_learned_phases.png   per-token log-likelihood of the three sets, all phases
   figures/toy_vs_learned_law.png      per password: suppression under "regular" vs uplift
                                       under "reverse" (one law for the toy)
@@ -110,6 +114,8 @@ def column_configs(learned_cfg: Config, args: argparse.Namespace,
     args.lr = None
   # The toy runs PROTOCOL's phases: its flip lives in the times node, whatever the lever.
   args.mix_lower_lr_scale = None
+  # A checkpoint is the learned columns' start; the toy is built by hand, over the alphabet.
+  args.init_from, args.normalize = None, None
   toy_cfg = config_from_args(args, parser, model="toy", mix_lower_lr_scale=1.0, **DEFAULTS,
                              **toy_lr)
   scale = learned_cfg.mix_lower_lr_scale
@@ -154,7 +160,10 @@ def main(argv=None):
   text = table(rows, learned_cfg.n_seeds)
   command = " ".join(["python experiments/toy_vs_learned.py", *(argv or sys.argv[1:])])
   header = (f"# Toy vs learned\n\nCommand: `{command}`\n\nLearned: preset `{learned_cfg.preset}`, "
-            f"mix_lower_lr_scale {scale:g} (the PROTOCOL column: 1); "
+            + (f"from checkpoint `{learned_cfg.init_from}`, " if learned_cfg.init_from else "")
+            + (f"log-probs normalised over the {learned_cfg.normalize}, "
+               if learned_cfg.normalize != "alphabet" else "")
+            + f"mix_lower_lr_scale {scale:g} (the PROTOCOL column: 1); "
             f"toy: same data and phases, lr {toy_cfg.lr}, "
             f"a={toy_cfg.toy_a}, c={toy_cfg.toy_c}, gain={toy_cfg.toy_gain_add}.\n\n")
   with open(os.path.join(args.results, "toy_vs_learned.md"), "w") as f:

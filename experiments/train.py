@@ -2,6 +2,11 @@
 
 Every Config field is a flag (`--help` lists them). Writes runs/<name>/ (config.json,
 metrics.csv, summary.json, params.npz) and prints the per-seed summary.
+
+  python experiments/train.py --init_from /path/to/pythia-160m --preset paper --n_seeds 8
+
+starts every seed from a local Hugging Face GPT-NeoX / Pythia folder (never downloaded); its
+log-probs are then a softmax over the whole vocabulary, as the study's (--normalize).
 """
 import toy
 from toy.config import parse_config, script_parser
@@ -15,8 +20,8 @@ def main(argv=None):
   result = train(cfg)
   record = {"summary": result.summary}
   print(f"\nrun folder: {result.run_dir}")
-  print("phase 3, reverse prefix, per-token log-likelihood relative to chance "
-        f"({cfg.chance:.3f}); over {cfg.n_seeds} seed(s):")
+  print("phase 3, reverse prefix, per-token log-likelihood (normalised over the "
+        f"{cfg.normalize}) relative to chance ({cfg.chance:.3f}); over {cfg.n_seeds} seed(s):")
   for key in ["useful", "heldout", "control", "heldout_minus_control"]:
     for when in ["final", "max"]:
       values = [s[f"reverse/{key}/{when}"] for s in record["summary"]]

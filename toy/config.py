@@ -84,6 +84,15 @@ class Config:
   # carry c past a in one phase), without weight decay.
   times_node: bool = _f(False, hash_default=True)
   times_lr: float = _f(0.1, hash_default=True)
+  # --- a pretrained checkpoint (toy/convert.py) ---
+  # A local Hugging Face GPT-NeoX / Pythia folder that every seed starts from ("": from
+  # scratch). Its config.json sets the network: make_config reads n_layers, d_model and
+  # n_heads from it, and its tokenizer maps the letters and prefixes to vocabulary ids.
+  init_from: str = _f("", host="", hash_default=True)
+  # The softmax of every log-prob: "alphabet" over the A letters only (chance is exactly
+  # -log A), "vocab" over every token the model predicts, as the study's Pythia runs have it.
+  # make_config's default is "vocab" when init_from is given.
+  normalize: str = _f("alphabet", hash_default=True)
   # --- toy mechanism (toy/mechanism.py); the transformer reads toy_a, toy_c for its times node
   toy_a: float = _f(1.0, host=0.0)
   toy_c: float = _f(0.0, host=0.0)
@@ -186,7 +195,8 @@ TOY_OVERRIDES: dict[str, Any] = dict(lr=1e-1, weight_decay=0.0)
 
 _CHOICES = {"model": ("transformer", "toy"), "dpo_loss": ("sigmoid", "ipo", "conservative"),
             "toy_combine": ("times", "sum"), "eval_prefixes": ("protocol", "both"),
-            "mlp": ("gelu", "swiglu", "bilinear"), "toy_sign": ("shared", "per_row")}
+            "mlp": ("gelu", "swiglu", "bilinear"), "toy_sign": ("shared", "per_row"),
+            "normalize": ("alphabet", "vocab")}
 
 
 def _err(field: str, allowed: str, value) -> ValueError:
@@ -238,18 +248,40 @@ def validate(cfg: Config) -> Config:
   for field in ["toy_a", "toy_c", "toy_gain_add"]:
     if not math.isfinite(getattr(cfg, field)):
       raise _err(field, "a finite number", getattr(cfg, field))
+  if cfg.model == "toy" and cfg.init_from:
+    raise _err("init_from", "'' for model='toy' (a checkpoint is a transformer)", cfg.init_from)
+  if cfg.init_from and (cfg.mlp != "gelu" or cfg.times_node):
+    raise _err("mlp" if cfg.mlp != "gelu" else "times_node",
+               "'gelu' and no times node with init_from (a GPT-NeoX checkpoint has GELU MLPs)",
+               cfg.mlp if cfg.mlp != "gelu" else cfg.times_node)
+  # The toy's prefix logits are a fixed 0 pad, not predictions: a softmax over them would
+  # only add a constant the toy cannot learn around.
+  if cfg.model == "toy" and cfg.normalize != "alphabet":
+    raise _err("normalize", "'alphabet' for model='toy' (its prefix logits are a fixed pad)",
+               cfg.normalize)
   return cfg
 
 
 def make_config(preset: str = "cpu", model: str = "transformer", **overrides) -> Config:
-  """A preset, then the toy's optimizer settings if model == "toy", then overrides."""
+  """A preset, then the toy's optimizer settings if model == "toy", then overrides.
+
+  With ``init_from``, ``normalize`` defaults to "vocab" and the checkpoint folder is checked
+  and read here (``toy.convert.resolve_init_from``: its network shape replaces the preset's),
+  so that a bad folder fails before any training.
+  """
   if preset not in PRESETS:
     raise _err("preset", f"one of {sorted(PRESETS)}", preset)
   values = dict(PRESETS[preset])
   if model == "toy":
     values.update(TOY_OVERRIDES)
+  if overrides.get("init_from"):
+    values["normalize"] = "vocab"  # the study's, unless an override says otherwise
   values.update(overrides)
-  return validate(Config(preset=preset, model=model, **values))
+  cfg = validate(Config(preset=preset, model=model, **values))
+  if cfg.init_from:
+    from toy.convert import resolve_init_from  # imports transformers: only when needed
+    cfg = validate(resolve_init_from(cfg, given=set(overrides)))
+  return cfg
 
 
 def role_fields(role: str) -> dict[str, Any]:
@@ -287,7 +319,13 @@ def add_config_args(parser: argparse.ArgumentParser) -> None:
     kind = {bool: parse_bool, "bool": parse_bool, int: int, "int": int,
             float: float, "float": float}.get(f.type, str)
     parser.add_argument(f"--{f.name}", type=kind, default=None,
-                        help=f"default from the preset (Config: {f.default!r})")
+                        help=_HELP.get(f.name, f"default from the preset (Config: {f.default!r})"))
+
+
+_HELP = {"init_from": "a local Hugging Face GPT-NeoX / Pythia folder (config.json, weights, "
+                      "tokenizer) to start every seed from; never downloads",
+         "normalize": "log-probs as a softmax over the 'alphabet' or the whole 'vocab' "
+                      "(default: vocab with --init_from, else alphabet)"}
 
 
 def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser | None = None,

@@ -31,9 +31,13 @@ from toy.phases import PHASES, eval_prefixes, evaluate, evaluate_law, phase_loss
 
 
 def build_model(cfg: Config, data: dict, rngs: nnx.Rngs) -> nnx.Module:
-  """The default factory: ``cfg.model`` picks the learned transformer or the toy."""
+  """The default factory: ``cfg.model`` picks the learned transformer or the toy;
+  ``cfg.init_from``, a checkpoint instead of a fresh transformer."""
   if cfg.model == "toy":
     return build_toy(cfg, data, rngs)
+  if cfg.init_from:
+    from toy.convert import checkpoint_model  # imports transformers: only when needed
+    return checkpoint_model(cfg)
   times = (D.prefix_token(cfg, D.REGULAR), D.prefix_token(cfg, D.REVERSE))
   return Transformer(TransformerConfig(
       vocab_size=D.vocab_size(cfg), n_layers=cfg.n_layers, d_model=cfg.d_model,
@@ -157,7 +161,9 @@ def train(cfg: Config, make_model: Callable = build_model, *, progress: bool = T
 def batchable(a: Config, b: Config) -> bool:
   """Whether two configs can share one vmapped program (they differ only in HYPER/host fields)."""
   same_labels = (a.freeze_phase2, a.toy_train_sign) == (b.freeze_phase2, b.toy_train_sign)
-  return compile_key(a) == compile_key(b) and same_labels
+  # init_from never reaches a program, but a checkpoint's rows are another module than a
+  # fresh transformer's (and another checkpoint's token ids): one checkpoint per program
+  return compile_key(a) == compile_key(b) and same_labels and a.init_from == b.init_from
 
 
 @dataclasses.dataclass

@@ -28,7 +28,9 @@ def param_key(path) -> str:
 
 
 def default_run_name(cfg: Config) -> str:
-  return cfg.run_name or f"{cfg.model}_{cfg.preset}_seed{cfg.seed}x{cfg.n_seeds}"
+  # a checkpoint's runs are named by its folder, beside the from-scratch ones
+  model = os.path.basename(os.path.normpath(cfg.init_from)) if cfg.init_from else cfg.model
+  return cfg.run_name or f"{model}_{cfg.preset}_seed{cfg.seed}x{cfg.n_seeds}"
 
 
 def save_run(result) -> str:

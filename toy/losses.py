@@ -1,7 +1,9 @@
 """Per-token log-probs over the alphabet and DPO (plus IPO and conservative DPO).
 
-Log-probabilities are normalised over the alphabet only (the prefix tokens are never a
-target), so a uniform guess scores exactly -log A per token: PROTOCOL.md's chance level.
+Log-probabilities are normalised over the alphabet only by default (the prefix tokens are
+never a target), so a uniform guess scores exactly -log A per token: PROTOCOL.md's chance
+level. ``normalize="vocab"`` normalises over every logit the model returns instead, as the
+study's Pythia runs do (a softmax over the whole vocabulary); chance stays -log A.
 A password's log-prob (for DPO) is the sum over its tokens, the next-token loss the mean of
 -log p (``toy.phases.phase_loss``).
 """
@@ -11,9 +13,15 @@ import jax
 import jax.numpy as jnp
 
 
-def token_logps(logits_BxLxV, targets_BxL, alphabet_size: int):
-  """log p of each target letter, normalised over the first ``alphabet_size`` logits."""
-  logp_BxLxA = jax.nn.log_softmax(logits_BxLxV[..., :alphabet_size], axis=-1)
+def token_logps(logits_BxLxV, targets_BxL, alphabet_size: int, normalize: str = "alphabet"):
+  """log p of each target letter, normalised over the first ``alphabet_size`` logits
+  ("alphabet") or over all V ("vocab"; Config.normalize)."""
+  if normalize == "vocab":
+    logp_BxLxA = jax.nn.log_softmax(logits_BxLxV, axis=-1)
+  elif normalize == "alphabet":
+    logp_BxLxA = jax.nn.log_softmax(logits_BxLxV[..., :alphabet_size], axis=-1)
+  else:
+    raise ValueError(f"invalid normalize={normalize!r}: allowed one of ['alphabet', 'vocab']")
   return jnp.take_along_axis(logp_BxLxA, targets_BxL[..., None], axis=-1)[..., 0]
 
 

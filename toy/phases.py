@@ -50,7 +50,7 @@ def phase_loss(cfg: Config, apply: Callable, phase: str, params, ref, rest, data
 
   def tok_logps(p, pws, prefixes):
     inputs = jnp.concatenate([D.model_inputs(cfg, pw, w) for pw, w in zip(pws, prefixes)])
-    return token_logps(apply(p, rest, inputs), jnp.concatenate(pws), A)
+    return token_logps(apply(p, rest, inputs), jnp.concatenate(pws), A, cfg.normalize)
 
   if phase == "pretrain":
     loss = -tok_logps(params, [chosen], [D.REGULAR]).mean()
@@ -85,8 +85,8 @@ def evaluate(cfg: Config, apply: Callable, params, rest, data,
   names = [(p, s) for p in prefixes for s in EVAL_SETS]
   inputs = jnp.concatenate([D.model_inputs(cfg, sets[s], PREFIXES[p]) for p, s in names])
   targets = jnp.concatenate([sets[s] for _, s in names])
-  per_set = token_logps(apply(params, rest, inputs), targets, cfg.alphabet_size).reshape(
-      len(names), -1)
+  per_set = token_logps(apply(params, rest, inputs), targets, cfg.alphabet_size,
+                        cfg.normalize).reshape(len(names), -1)
   return {f"eval/{p}/{s}": v for (p, s), v in zip(names, per_set.mean(-1))}
 
 
