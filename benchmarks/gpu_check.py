@@ -74,9 +74,13 @@ def sync(tree):
   return jax.block_until_ready(tree)
 
 
-def timed_run(cfg, budget_s: float, log) -> dict:
+def timed_run(cfg, budget_s: float, log, compile_hint_s: float = 0.0,
+              start_by_s: float | None = None) -> dict:
   """``train_many([cfg])``'s work, timed: setup, the evaluation at initialisation, then each
-  phase's chunks until the phase is done or its share of ``budget_s`` is spent."""
+  phase's chunks until the phase is done or its share of ``budget_s`` is spent. A phase is
+  not started when, of ``start_by_s`` (default ``budget_s``; more lets a stage borrow from
+  the next so that all its phases run), less is left than its first chunk is expected to
+  take (the last phase's first chunk, or ``compile_hint_s`` for the first)."""
   t_start = time.perf_counter()
   elapsed = lambda: time.perf_counter() - t_start
   st = E.setup([cfg])
@@ -95,12 +99,14 @@ def timed_run(cfg, budget_s: float, log) -> dict:
   # the last first chunk): its steps over the steps left. Every phase runs at least 3 chunks
   # (the first includes compilation) unless the stage's budget is spent.
   steps = {p: E.phase_steps(cfg, p) for p in PHASES}
-  phases, ref, first_chunk_s = {}, None, 0.0
+  phases, ref, first_chunk_s = {}, None, compile_hint_s
   for i, phase in enumerate(PHASES):
     later = len(PHASES) - i - 1
     left = budget_s - elapsed()
-    if left <= 0:
-      log(f"  {phase}: not run, the stage's budget is spent")
+    may_start = (budget_s if start_by_s is None else start_by_s) - elapsed()
+    if may_start <= 0 or may_start < first_chunk_s:
+      log(f"  {phase} and later phases: not run, {max(may_start, 0):.0f} s left to start "
+          f"a phase in (a first chunk took {first_chunk_s:.0f} s)")
       break
     share = max(left - later * first_chunk_s, 0) * steps[phase] / sum(
         steps[p] for p in PHASES[i:])
@@ -202,12 +208,14 @@ def main(argv=None):
                                  "gpu_check.md")
   log = lambda text: print(text, flush=True)
   stages = []
-  # One seed gets 40% of the budget; the vmapped seeds the rest of it.
-  for seeds, share in [(1, 0.4), (args.seeds, 1.0)]:
+  # One seed gets 40% of the budget, and may start its phases until 80% of it (every phase
+  # of it then runs, at least in part); the vmapped seeds get the rest.
+  for seeds, share, start_by in [(1, 0.4, 0.8), (args.seeds, 1.0, 1.0)]:
     left = args.budget - (time.perf_counter() - t_start)
     cfg = make_config(args.preset, n_seeds=seeds, out_dir="")
     log(f"{seeds} seed(s), preset {args.preset}, {left * share:.0f} s of budget:")
-    stages.append(timed_run(cfg, left * share, log))
+    hint = max([p["first_chunk_s"] for s in stages for p in s["phases"].values()] or [0])
+    stages.append(timed_run(cfg, left * share, log, hint, left * start_by))
     text = report(args, head, stages)
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     with open(out, "w") as f:
