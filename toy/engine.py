@@ -6,6 +6,8 @@ of its parameters are frozen in phase 2 (``phase2_frozen(path)``; optionally
 static graph and pure-dict state, and each phase is one ``jax.jit``-ed program that
 ``lax.scan``s ``eval_every`` steps and then evaluates, ``jax.vmap``-ed over seeds. No Python
 runs per step or per example. The phases are PROTOCOL.md's (README, "The engine").
+With several devices, the row axis (seeds x sweep rows) is laid out over all of them
+(``row_mesh``, ``place_rows``; README, "Scale").
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import nnx
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 from tqdm.auto import tqdm
 
 from toy import data as D
@@ -134,6 +137,64 @@ def run_chunk(params, opt_state, ref, rest, data, tables, key, hyper, start, *, 
 @functools.partial(jax.jit, static_argnames=("cfg", "graphdef"))
 def evaluate_seeds(params, rest, data, *, cfg, graphdef):
   return jax.vmap(lambda p, r, d: evaluate(cfg, _apply_fn(graphdef), p, r, d))(params, rest, data)
+
+
+# ------------------------------------------------------------------ rows over devices
+
+def row_mesh(devices=None) -> Mesh | None:
+  """A 1-D mesh, axis 'rows', over every device (all processes'); None with one device, where
+  the engine then runs exactly as it would without sharding."""
+  devices = jax.devices() if devices is None else list(devices)
+  if len(devices) == 1:
+    return None
+  # Auto, not make_mesh's Explicit default: shardings are propagated by the compiler and the
+  # programs' code stays the single-device code.
+  return Mesh(np.asarray(devices), ("rows",), axis_types=(jax.sharding.AxisType.Auto,))
+
+
+def padded_rows(rows, n_rows: int, mesh: Mesh | None):
+  """``rows`` (indices; None: 0 .. n_rows-1) repeated at the end to a multiple of the mesh's
+  size; None when that is every row unpadded (nothing to gather)."""
+  idx = np.arange(n_rows) if rows is None else np.asarray(rows)
+  pad = 0 if mesh is None else -len(idx) % mesh.size
+  if rows is None and pad == 0:
+    return None
+  return np.concatenate([idx, np.repeat(idx[-1:], pad)])
+
+
+def place_rows(tree, mesh: Mesh | None):
+  """Every leaf's leading (row) axis split over the mesh's devices, the rest replicated."""
+  if mesh is None:
+    return tree
+  rows, whole = NamedSharding(mesh, P("rows")), NamedSharding(mesh, P())
+
+  def place(x):
+    sharding = rows if np.ndim(x) else whole
+    if jax.process_count() > 1 and getattr(x, "is_fully_addressable", True):
+      # A process-local value, the same on every process (rows derive from the seeds):
+      # each process supplies its own devices' shards.
+      host = np.asarray(x)
+      return jax.make_array_from_callback(host.shape, sharding, lambda i: host[i])
+    return jax.device_put(x, sharding)
+
+  return jax.tree.map(place, tree)
+
+
+def to_host(tree):
+  """NumPy copies of a tree's leaves, gathered from every process's devices."""
+  if jax.process_count() > 1:
+    from jax.experimental import multihost_utils
+    return jax.tree.map(lambda x: np.asarray(multihost_utils.process_allgather(x, tiled=True)),
+                        tree)
+  return jax.tree.map(np.asarray, tree)
+
+
+def place_phase(ph: "Phase", mesh: Mesh | None) -> "Phase":
+  """``ph``'s row arrays laid out over ``mesh`` (in place); ``ph`` unchanged without one."""
+  if mesh is not None:
+    for name in ("params", "opt_state", "ref", "rest", "data", "tables", "key", "hyper"):
+      setattr(ph, name, place_rows(getattr(ph, name), mesh))
+  return ph
 
 
 def _check_finite(metrics: dict, phase: str, start: int, seeds: list[int]):
@@ -289,31 +350,39 @@ def train_many(cfgs: list[Config], make_model: Callable = build_model, *, progre
   # Rows that differ only in PHASE3_ONLY fields train phases 1-2 once, on their first row.
   first, expand = shared_rows([cfgs[i].replace(seed=s) for i, s in zip(owner, seeds)])
   first = np.asarray(first)
+  # With several devices a phase's rows are padded to a multiple of their number and split
+  # over them; rows[i] is the setup row that the phase's row i is (None: row i, unpadded).
+  mesh = row_mesh()
+  gather = lambda tree, idx: tree if idx is None else jax.tree.map(lambda x: x[idx], tree)
   history: list[dict] = []
-  evals = evaluate_seeds(params, st.rest, st.data, cfg=compile_key(cfg), graphdef=st.graphdef)
-  _record(history, seeds, owner, "init", 0, 0, {}, evals)
+  evals = evaluate_seeds(*place_rows(gather((params, st.rest, st.data),
+                                            padded_rows(None, len(seeds), mesh)), mesh),
+                         cfg=compile_key(cfg), graphdef=st.graphdef)
+  _record(history, seeds, owner, "init", 0, 0, {}, to_host(evals))  # padding: rows >= S
   sharing = len(first) < len(seeds)
-  if sharing:
-    params = jax.tree.map(lambda x: x[first], params)
+  rows = padded_rows(first if sharing else None, len(seeds), mesh)
+  params = gather(params, rows)
   total = sum(phase_steps(cfg, p) for p in PHASES)
   label = f"{cfg.model} x{len(seeds)}"
   bar = tqdm(total=total, desc=label, disable=not progress, unit="step", dynamic_ncols=True)
   global_step = 0
   try:
     for phase in PHASES:
-      active = first if sharing and phase != "mix" else None  # None: every row
-      if sharing and phase == "mix":
-        params, ref = (jax.tree.map(lambda x: x[expand], t) for t in (params, ref))
-      # Each shared row's values stand for every row it serves in the history.
-      spread = (lambda tree: tree) if active is None else (
-          lambda tree: jax.tree.map(lambda x: np.asarray(x)[expand], tree))
-      ph = start_phase(st, cfg, phase, params, ref, active, lower_group)
+      if sharing and phase == "mix":  # shared row j is at index j of the phases 1-2 rows
+        rows = padded_rows(None, len(seeds), mesh)
+        params, ref = gather((params, ref), expand if rows is None else expand[rows])
+      # Where each real row's values are among the phase's rows: a shared row's stand for
+      # every row it serves in the history; padding is dropped.
+      back = expand if sharing and phase != "mix" else (
+          None if rows is None else np.arange(len(seeds)))
+      spread = lambda tree: gather(to_host(tree), back)
+      ph = place_phase(start_phase(st, cfg, phase, params, ref, rows, lower_group), mesh)
       n = min(cfg.eval_every, ph.n_total)
       bar.set_description(f"{label}: {phase}")
       for start in range(0, ph.n_total, n):
-        metrics, evals = ph.run(start, n)
+        metrics, evals = to_host(ph.run(start, n))
         _check_finite(metrics, phase, start,
-                      seeds if active is None else [seeds[i] for i in active])
+                      seeds if rows is None else [seeds[i] for i in rows])
         done = min(n, ph.n_total - start)
         global_step += done
         _record(history, seeds, owner, phase, start + done, global_step, spread(metrics),
@@ -323,9 +392,11 @@ def train_many(cfgs: list[Config], make_model: Callable = build_model, *, progre
       if phase == "pretrain":
         ref = jax.tree.map(jnp.copy, params)  # the frozen reference for DPO
       if on_phase_end is not None:
-        on_phase_end(phase, spread(jax.tree.map(np.array, params)))
+        on_phase_end(phase, jax.tree.map(np.array, spread(params)))
   finally:
     bar.close()
+  if mesh is not None:  # the results on the default device, as with one device
+    params = jax.tree.map(jnp.asarray, to_host(params))
 
   results = []
   for i, c in enumerate(cfgs):
