@@ -56,21 +56,23 @@ def test_phase_loss_with_precomputed_reference_equals_the_per_step_forward(piece
 
 
 def test_a_phase_not_a_multiple_of_eval_every_trains_as_unpadded_chunks(tiny_cfg):
-  """eval_every=5 pads each phase's last chunk (6 and 16 steps); eval_every=1 never pads.
-  The padded steps must neither move the state nor enter the recorded means."""
-  padded = train(tiny_cfg.replace(eval_every=5, run_name="pad"), progress=False, save=False)
+  """The tiny preset's eval_every=3 pads the last chunk of phases 2 and 3 (16 steps each) with
+  two steps; eval_every=1 never pads. Padded steps must neither move the state nor enter the
+  recorded means."""
+  assert tiny_cfg.eval_every == 3 and tiny_cfg.dpo_steps == tiny_cfg.mix_steps_resolved == 16
+  padded = train(tiny_cfg.replace(run_name="pad"), progress=False, save=False)
   single = train(tiny_cfg.replace(eval_every=1, run_name="one"), progress=False, save=False)
   at = {(r["phase"], r["step"]): r for r in single.history}
-  assert [(r["phase"], r["step"]) for r in padded.history if r["phase"] == "dpo"] == [
-      ("dpo", 5), ("dpo", 10), ("dpo", 15), ("dpo", 16)]
+  assert [r["step"] for r in padded.history if r["phase"] == "dpo"] == [3, 6, 9, 12, 15, 16]
   for row in padded.history:
     ref = at[(row["phase"], row["step"])]
     assert row["global_step"] == ref["global_step"]
     for k, v in row.items():
       if k.startswith("eval/"):
         assert v == pytest.approx(ref[k], abs=1e-5), (row["phase"], row["step"], k)
-  # the last dpo chunk holds one real step and four padded ones: its mean is that step's loss
-  last = [r for r in padded.history if r["phase"] == "dpo"][-1]
-  assert last["train/loss"] == pytest.approx(at[("dpo", 16)]["train/loss"], abs=1e-5)
+  # each phase's last chunk holds one real step and two padded ones: its mean is that step's
+  for phase in ("dpo", "mix"):
+    last = [r for r in padded.history if r["phase"] == phase][-1]
+    assert last["train/loss"] == pytest.approx(at[(phase, 16)]["train/loss"], abs=1e-5)
   for a, b in zip(jax.tree.leaves(padded.params), jax.tree.leaves(single.params)):
     np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-5)
