@@ -30,7 +30,7 @@ from toy.mechanism import build_toy
 from toy.model import Transformer, TransformerConfig
 from toy.optim import make_optimizer, trainable_labels
 from toy.phases import PHASES, eval_prefixes, evaluate, evaluate_law, phase_loss, phase_steps, \
-    summarize
+    reference_logps, summarize
 
 
 def build_model(cfg: Config, data: dict, rngs: nnx.Rngs) -> nnx.Module:
@@ -96,32 +96,39 @@ def _apply_fn(graphdef):
 
 @functools.partial(jax.jit, static_argnames=("cfg", "graphdef", "phase", "n_steps", "labels"),
                    donate_argnums=(0, 1))
-def run_chunk(params, opt_state, ref, rest, data, tables, key, hyper, start, *, cfg, graphdef,
-              phase, n_steps, labels):
+def run_chunk(params, opt_state, ref, ref_neg, rest, data, tables, key, hyper, start, *, cfg,
+              graphdef, phase, n_steps, labels):
   """n_steps train steps of ``phase`` (scanned), then an evaluation; vmapped over seeds.
 
   Module-level and keyed by static arguments, so every chunk of a phase, and every run with
   the same config, reuses one compiled program. Steps past the phase's end (the last chunk
-  is padded to n_steps) leave the state untouched and are flagged ``valid = 0``.
+  is padded to n_steps) are skipped by a ``lax.cond``, not computed, and are flagged
+  ``valid = 0``. ``ref_neg``: ``reference_logps`` of the phase (None in phase 1).
   """
   apply, n_total = _apply_fn(graphdef), phase_steps(cfg, phase)
   labels = jax.tree.unflatten(jax.tree.structure(params), list(labels))  # rows: vmapped below
 
-  def one_seed(params, opt_state, ref, rest, data, tables, key, hyper):
+  def one_seed(params, opt_state, ref, ref_neg, rest, data, tables, key, hyper):
     cfg_s = cfg.replace(**hyper)  # this seed's traced hyperparameters
     if phase == "mix":
       cfg_s = cfg_s.replace(lr=jnp.where(cfg_s.mix_lr > 0, cfg_s.mix_lr, cfg_s.lr))
     tx = make_optimizer(cfg_s, n_total, labels)
 
-    def step_fn(carry, step):
+    def train_step(carry, step):
       params, opt_state = carry
       grad_fn = jax.value_and_grad(phase_loss, argnums=3, has_aux=True)
       (_, metrics), grads = grad_fn(cfg_s, apply, phase, params, ref, rest, data, tables, step,
-                                    key)
-      updates, new_opt_state = tx.update(grads, opt_state, params)
+                                    key, ref_neg)
+      updates, opt_state = tx.update(grads, opt_state, params)
+      return (optax.apply_updates(params, updates), opt_state), metrics
+
+    def step_fn(carry, step):
+      # A cond, not a select: padded steps cost nothing (the step index is not vmapped, so
+      # the cond stays a branch), and valid steps do not rewrite the state through a select.
+      skip = lambda carry, step: (carry, jax.tree.map(
+          lambda m: jnp.zeros(m.shape, m.dtype), jax.eval_shape(train_step, carry, step)[1]))
       valid = step < n_total
-      keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(valid, a, b), new, old)
-      carry = keep((optax.apply_updates(params, updates), new_opt_state), (params, opt_state))
+      carry, metrics = jax.lax.cond(valid, train_step, skip, carry, step)
       return carry, {**metrics, "valid": valid}
 
     (params, opt_state), metrics = jax.lax.scan(step_fn, (params, opt_state),
@@ -131,7 +138,14 @@ def run_chunk(params, opt_state, ref, rest, data, tables, key, hyper, start, *, 
       evals.update(evaluate_law(cfg, apply, params, rest, data))
     return params, opt_state, metrics, evals
 
-  return jax.vmap(one_seed)(params, opt_state, ref, rest, data, tables, key, hyper)
+  return jax.vmap(one_seed)(params, opt_state, ref, ref_neg, rest, data, tables, key, hyper)
+
+
+@functools.partial(jax.jit, static_argnames=("cfg", "graphdef"))
+def reference_seeds(ref, rest, data, *, cfg, graphdef):
+  """``reference_logps`` per row: the frozen reference's log-prob of every negative."""
+  return jax.vmap(lambda r, s, d: reference_logps(cfg, _apply_fn(graphdef), r, s, d))(
+      ref, rest, data)
 
 
 @functools.partial(jax.jit, static_argnames=("cfg", "graphdef"))
@@ -192,7 +206,8 @@ def to_host(tree):
 def place_phase(ph: "Phase", mesh: Mesh | None) -> "Phase":
   """``ph``'s row arrays laid out over ``mesh`` (in place); ``ph`` unchanged without one."""
   if mesh is not None:
-    for name in ("params", "opt_state", "ref", "rest", "data", "tables", "key", "hyper"):
+    for name in ("params", "opt_state", "ref", "ref_neg", "rest", "data", "tables", "key",
+                 "hyper"):
       setattr(ph, name, place_rows(getattr(ph, name), mesh))
   return ph
 
@@ -274,6 +289,7 @@ class Phase:
   params: dict
   opt_state: object
   ref: dict | None  # the frozen phase-1 model; None in phase 1, which has no DPO term
+  ref_neg: jax.Array | None  # its log-prob of every negative (reference_logps), per row
   rest: dict
   data: dict
   tables: dict
@@ -288,9 +304,9 @@ class Phase:
     """Steps start .. start + n_steps - 1, then an evaluation: (metrics, evals). The state
     moves on; its previous buffers are donated to the program."""
     self.params, self.opt_state, metrics, evals = run_chunk(
-        self.params, self.opt_state, self.ref, self.rest, self.data, self.tables, self.key,
-        self.hyper, jnp.int32(start), cfg=self.cfg, graphdef=self.graphdef, phase=self.name,
-        n_steps=n_steps, labels=self.labels)
+        self.params, self.opt_state, self.ref, self.ref_neg, self.rest, self.data, self.tables,
+        self.key, self.hyper, jnp.int32(start), cfg=self.cfg, graphdef=self.graphdef,
+        phase=self.name, n_steps=n_steps, labels=self.labels)
     return metrics, evals
 
 
@@ -306,8 +322,12 @@ def start_phase(st: Setup, cfg: Config, phase: str, params, ref=None, rows=None,
   n_total = phase_steps(cfg, phase)
   opt_state = jax.vmap(make_optimizer(cfg, n_total, labels).init)(params)
   key = jax.vmap(lambda k: jax.random.fold_in(k, PHASES.index(phase)))(take(st.k_train))
-  return Phase(phase, params, opt_state, ref, take(st.rest), take(st.data), take(st.tables),
-               key, take(st.hyper), tuple(jax.tree.leaves(labels)), n_total, compile_key(cfg),
+  rest, data = take(st.rest), take(st.data)
+  # Computed once here rather than in every step: the reference and the negatives are fixed.
+  ref_neg = None if ref is None else reference_seeds(ref, rest, data, cfg=compile_key(cfg),
+                                                     graphdef=st.graphdef)
+  return Phase(phase, params, opt_state, ref, ref_neg, rest, data, take(st.tables), key,
+               take(st.hyper), tuple(jax.tree.leaves(labels)), n_total, compile_key(cfg),
                st.graphdef)
 
 

@@ -42,8 +42,12 @@ def phase_steps(cfg: Config, phase: str) -> int:
 
 
 def phase_loss(cfg: Config, apply: Callable, phase: str, params, ref, rest, data, tables,
-               step, key):
-  """The loss of one step of ``phase`` and its metrics. Batches are built here, in-graph."""
+               step, key, ref_neg=None):
+  """The loss of one step of ``phase`` and its metrics. Batches are built here, in-graph.
+
+  ``ref_neg``: the reference's summed log-prob of every negative (``reference_logps``), read
+  for the rejected side instead of running the reference on it; None runs it every step.
+  """
   B, A = cfg.batch_size, cfg.alphabet_size
   k_chosen, k_random = jax.random.split(jax.random.fold_in(key, step))
   chosen = D.random_passwords(cfg, k_chosen, B)
@@ -63,9 +67,14 @@ def phase_loss(cfg: Config, apply: Callable, phase: str, params, ref, rest, data
     pairs += [useful, D.random_passwords(cfg, k_random, B)]
     prefixes += [D.REVERSE, D.REGULAR]
   logp_NxL = tok_logps(params, pairs, prefixes)
-  ref_2BxL = jax.lax.stop_gradient(tok_logps(ref, pairs[:2], prefixes[:2]))
-  seq_N, ref_2B = logp_NxL.sum(-1), ref_2BxL.sum(-1)
-  dpo, metrics = dpo_loss(seq_N[:B], seq_N[B:2 * B], ref_2B[:B], ref_2B[B:],
+  if ref_neg is None:
+    ref_2B = jax.lax.stop_gradient(tok_logps(ref, pairs[:2], prefixes[:2])).sum(-1)
+    ref_chosen_B, ref_rejected_B = ref_2B[:B], ref_2B[B:]
+  else:  # the reference and the negatives are fixed: only the fresh chosen side is new
+    ref_chosen_B = jax.lax.stop_gradient(tok_logps(ref, [chosen], [D.REGULAR])).sum(-1)
+    ref_rejected_B = ref_neg[tables[f"{phase}/neg"][step]]
+  seq_N = logp_NxL.sum(-1)
+  dpo, metrics = dpo_loss(seq_N[:B], seq_N[B:2 * B], ref_chosen_B, ref_rejected_B,
                           beta=cfg.beta, kind=cfg.dpo_loss, label_smoothing=cfg.label_smoothing)
   metrics["dpo"] = dpo
   loss = cfg.dpo_weight * dpo
@@ -75,6 +84,14 @@ def phase_loss(cfg: Config, apply: Callable, phase: str, params, ref, rest, data
     metrics.update({"sft/useful_reverse": sft_useful, "sft/random": sft_random})
   metrics["loss"] = loss
   return loss, metrics
+
+
+def reference_logps(cfg: Config, apply: Callable, ref, rest, data):
+  """The frozen reference's summed log-prob of every negative (``D.negatives`` order) under the
+  regular prefix: the rejected side of every DPO pair in a phase, computed once per phase."""
+  negs_NxL = D.negatives(data)
+  inputs = D.model_inputs(cfg, negs_NxL, D.REGULAR)
+  return token_logps(apply(ref, rest, inputs), negs_NxL, cfg.alphabet_size).sum(-1)
 
 
 def evaluate(cfg: Config, apply: Callable, params, rest, data,

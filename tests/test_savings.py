@@ -1,0 +1,78 @@
+"""The engine's two savings change no result: the reference log-probs of the fixed negatives
+computed once per phase, and the last chunk's padded steps skipped rather than computed."""
+import jax
+import numpy as np
+import pytest
+from flax import nnx
+
+from toy import data as D
+from toy.engine import build_model, train
+from toy.losses import token_logps
+from toy.phases import phase_loss, reference_logps
+
+
+@pytest.fixture(scope="module")
+def pieces(tiny_cfg):
+  cfg = tiny_cfg
+  data = D.make_data(cfg, jax.random.key(3))
+  tables = D.make_tables(cfg, jax.random.key(4))
+  model = build_model(cfg, {k: np.asarray(v) for k, v in data.items()}, nnx.Rngs(0))
+  graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+  params, rest = nnx.to_pure_dict(params), nnx.to_pure_dict(rest)
+  # a reference that differs from the policy, as after phase 1
+  ref = jax.tree.map(lambda x: x + 0.05 * jax.random.normal(jax.random.key(1), x.shape), params)
+  apply = lambda p, r, tokens: nnx.merge(graphdef, p, r)(tokens)
+  return cfg, apply, params, ref, rest, data, tables
+
+
+def test_reference_logps_are_the_references_summed_logps_of_each_negative(pieces):
+  cfg, apply, _, ref, rest, data, _ = pieces
+  negs = D.negatives(data)
+  got = reference_logps(cfg, apply, ref, rest, data)
+  assert got.shape == (cfg.n_negatives,)
+  for i in (0, cfg.n_useful - 1, cfg.n_negatives - 1):  # one at a time: no batch effects
+    one = negs[i:i + 1]
+    want = token_logps(apply(ref, rest, D.model_inputs(cfg, one, D.REGULAR)), one,
+                       cfg.alphabet_size).sum()
+    np.testing.assert_allclose(float(got[i]), float(want), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("phase", ["dpo", "mix"])
+def test_phase_loss_with_precomputed_reference_equals_the_per_step_forward(pieces, phase):
+  cfg, apply, params, ref, rest, data, tables = pieces
+  ref_neg = jax.jit(lambda r: reference_logps(cfg, apply, r, rest, data))(ref)
+  loss = jax.jit(lambda step, ref_neg: phase_loss(cfg, apply, phase, params, ref, rest, data,
+                                                   tables, step, jax.random.key(0), ref_neg))
+  for step in (0, 3):
+    per_step, m_step = loss(step, None)
+    hoisted, m_hoisted = loss(step, ref_neg)
+    np.testing.assert_allclose(float(hoisted), float(per_step), rtol=1e-5)
+    for k in m_step:
+      np.testing.assert_allclose(float(m_hoisted[k]), float(m_step[k]), rtol=1e-5, atol=1e-6,
+                                 err_msg=k)
+    # the precomputed values are read: other values give another loss
+    other, _ = loss(step, ref_neg + 1.0)
+    assert abs(float(other) - float(per_step)) > 1e-3
+
+
+def test_a_phase_not_a_multiple_of_eval_every_trains_as_unpadded_chunks(tiny_cfg):
+  """The tiny preset's eval_every=3 pads the last chunk of phases 2 and 3 (16 steps each) with
+  two steps; eval_every=1 never pads. Padded steps must neither move the state nor enter the
+  recorded means."""
+  assert tiny_cfg.eval_every == 3 and tiny_cfg.dpo_steps == tiny_cfg.mix_steps_resolved == 16
+  padded = train(tiny_cfg.replace(run_name="pad"), progress=False, save=False)
+  single = train(tiny_cfg.replace(eval_every=1, run_name="one"), progress=False, save=False)
+  at = {(r["phase"], r["step"]): r for r in single.history}
+  assert [r["step"] for r in padded.history if r["phase"] == "dpo"] == [3, 6, 9, 12, 15, 16]
+  for row in padded.history:
+    ref = at[(row["phase"], row["step"])]
+    assert row["global_step"] == ref["global_step"]
+    for k, v in row.items():
+      if k.startswith("eval/"):
+        assert v == pytest.approx(ref[k], abs=1e-5), (row["phase"], row["step"], k)
+  # each phase's last chunk holds one real step and two padded ones: its mean is that step's
+  for phase in ("dpo", "mix"):
+    last = [r for r in padded.history if r["phase"] == phase][-1]
+    assert last["train/loss"] == pytest.approx(at[(phase, 16)]["train/loss"], abs=1e-5)
+  for a, b in zip(jax.tree.leaves(padded.params), jax.tree.leaves(single.params)):
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-5)
