@@ -81,7 +81,9 @@ def test_two_devices_give_the_single_device_results(two_devices, tmp_path):
         [(r["seed"], r["phase"], r["step"]) for r in w.history]
     for a, b in zip(history, w.history):
       assert a.keys() == b.keys()
-      floats = [k for k in b if isinstance(b[k], float)]
+      # rewards/accuracies is left out: where policy = reference (early phase 2) the rewards
+      # are rounding noise, and its sign, which decides the accuracy, can differ by device
+      floats = [k for k in b if isinstance(b[k], float) and "accuracies" not in k]
       np.testing.assert_allclose([a[k] for k in floats], [b[k] for k in floats], atol=1e-5)
   saved = os.path.join(out, "transformer_tiny_seed0x3", "params.npz")
   assert all(v.shape[0] == 3 for v in np.load(saved).values())
