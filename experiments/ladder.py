@@ -24,7 +24,6 @@ when stored there. Writes results/ladder/*.json, results/ladder.md and figures/l
 from __future__ import annotations
 
 import os
-import sys
 
 import matplotlib
 
@@ -33,7 +32,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import toy
-from toy.config import make_config, script_parser
+from toy.config import make_config, producing_command, script_parser
 from toy.mechanism import law_ratio
 from toy.measure import law_record
 from toy.plots import save_figure
@@ -190,8 +189,7 @@ def main(argv=None):
     run_sweep(todo, args.out, on_result=with_scalars)
   sources = {n: where_stored(cfg, args.out) for n, cfg in BY_NAME.items()}
   records = {n: load_point(sources[n], cfg) for n, cfg in BY_NAME.items() if sources[n]}
-  given = [a for a in (sys.argv[1:] if argv is None else argv) if a != "--plot-only"]
-  command = " ".join(["python experiments/ladder.py", *given])
+  command = producing_command("experiments/ladder.py", argv)
   head = (f"Written by `{command}`. End of phase 3 (\"max\": over phase 3), \"reverse\" "
           "prefix, nats/token relative to chance or to the control; law slopes of centred "
           "target logits (reverse on regular), G = held-out slope / useful slope; mean ± sd "

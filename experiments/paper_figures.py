@@ -46,7 +46,7 @@ import numpy as np
 from flax import nnx
 
 import toy
-from toy.config import Config, parse_config, script_parser
+from toy.config import Config, parse_config, producing_command, script_parser
 from toy.engine import build_model
 from toy.plots import SET_COLORS, SET_LABELS, chance_line, mean_sd_errorbar, phase_curves, \
     save_figure, stretch_yaxis
@@ -250,9 +250,7 @@ def main(argv=None):
   stored = {name: [(label, records[c] if c in records else load_point(out, c))
                    for label, c in pts]
             for name, pts in points(base).items() if all(is_stored(out, c) for _, c in pts)}
-  # --plot-only draws the same numbers, so the command that regenerates them is recorded
-  given = [a for a in (sys.argv[1:] if argv is None else argv) if a != "--plot-only"]
-  command = " ".join(["python experiments/paper_figures.py", *given])
+  command = producing_command("experiments/paper_figures.py", argv)
   what = f"preset {base.preset}" + (f", from `{base.init_from}`" if base.init_from else "")
   text = f"# The study's figures, {what}\n\nCommand: `{command}`\n\n" + table(stored)
   os.makedirs(out, exist_ok=True)

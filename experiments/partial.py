@@ -22,7 +22,6 @@ columns), figures/partial_dial.png and figures/partial_g_over_phase3.png.
 from __future__ import annotations
 
 import os
-import sys
 
 import matplotlib
 
@@ -31,7 +30,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import toy
-from toy.config import make_config, script_parser
+from toy.config import make_config, producing_command, script_parser
 from toy.measure import law_record
 from toy.plots import save_figure
 from toy.sweep import fmt, is_stored, load_point, paired_test, run_sweep, seed_values
@@ -180,9 +179,7 @@ def main(argv=None):
                 on_result=lambda cfg, result: law_record(result))
   records = {name: [(label, load_point(args.out, c)) for label, c in pts if is_stored(args.out, c)]
              for name, pts in STAGES.items()}
-  # --plot-only redraws the same numbers, so the command that produces them is recorded
-  given = [a for a in (sys.argv[1:] if argv is None else argv) if a != "--plot-only"]
-  command = " ".join(["python experiments/partial.py", *given])
+  command = producing_command("experiments/partial.py", argv)
   head = (f"Written by `{command}`. Phase 3 end, reverse prefix, nats/token relative to "
           "chance (or to the control); law slopes of centred target logits (reverse on "
           "regular); G = held-out slope / useful slope; mean ± sd over seeds, t-test against "

@@ -313,6 +313,14 @@ def script_parser(doc: str) -> argparse.ArgumentParser:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
 
 
+def producing_command(script: str, argv=None) -> str:
+  """The command line that regenerates a script's outputs, for the outputs' header:
+  ``--plot-only`` redraws the same numbers, so it is left out. ``argv``: None = sys.argv."""
+  import sys
+  given = [a for a in (sys.argv[1:] if argv is None else argv) if a != "--plot-only"]
+  return " ".join([f"python {script}", *given])
+
+
 def add_config_args(parser: argparse.ArgumentParser) -> None:
   """Adds ``--{field}`` for every Config field; unset ones stay None."""
   for f in dataclasses.fields(Config):
