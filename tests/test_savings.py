@@ -37,9 +37,12 @@ def test_reference_logps_are_the_references_summed_logps_of_each_negative(pieces
     np.testing.assert_allclose(float(got[i]), float(want), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("normalize", ["alphabet", "vocab"])
 @pytest.mark.parametrize("phase", ["dpo", "mix"])
-def test_phase_loss_with_precomputed_reference_equals_the_per_step_forward(pieces, phase):
+def test_phase_loss_with_precomputed_reference_equals_the_per_step_forward(pieces, phase,
+                                                                           normalize):
   cfg, apply, params, ref, rest, data, tables = pieces
+  cfg = cfg.replace(normalize=normalize)  # both sides must be normalised alike
   ref_neg = jax.jit(lambda r: reference_logps(cfg, apply, r, rest, data))(ref)
   loss = jax.jit(lambda step, ref_neg: phase_loss(cfg, apply, phase, params, ref, rest, data,
                                                    tables, step, jax.random.key(0), ref_neg))

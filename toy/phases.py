@@ -48,13 +48,10 @@ def phase_loss(cfg: Config, apply: Callable, phase: str, params, ref, rest, data
   ``ref_neg``: the reference's summed log-prob of every negative (``reference_logps``), read
   for the rejected side instead of running the reference on it; None runs it every step.
   """
-  B, A = cfg.batch_size, cfg.alphabet_size
+  B = cfg.batch_size
   k_chosen, k_random = jax.random.split(jax.random.fold_in(key, step))
   chosen = D.random_passwords(cfg, k_chosen, B)
-
-  def tok_logps(p, pws, prefixes):
-    inputs = jnp.concatenate([D.model_inputs(cfg, pw, w) for pw, w in zip(pws, prefixes)])
-    return token_logps(apply(p, rest, inputs), jnp.concatenate(pws), A, cfg.normalize)
+  tok_logps = lambda p, pws, prefixes: password_token_logps(cfg, apply, p, rest, pws, prefixes)
 
   if phase == "pretrain":
     loss = -tok_logps(params, [chosen], [D.REGULAR]).mean()
@@ -86,12 +83,18 @@ def phase_loss(cfg: Config, apply: Callable, phase: str, params, ref, rest, data
   return loss, metrics
 
 
+def password_token_logps(cfg: Config, apply: Callable, params, rest, pws: list, prefixes: list):
+  """log p of every letter of each password array in ``pws`` under its prefix, normalised as
+  ``cfg.normalize`` says, in one forward pass: (sum of their rows) x L."""
+  inputs = jnp.concatenate([D.model_inputs(cfg, pw, w) for pw, w in zip(pws, prefixes)])
+  return token_logps(apply(params, rest, inputs), jnp.concatenate(pws), cfg.alphabet_size,
+                     cfg.normalize)
+
+
 def reference_logps(cfg: Config, apply: Callable, ref, rest, data):
   """The frozen reference's summed log-prob of every negative (``D.negatives`` order) under the
   regular prefix: the rejected side of every DPO pair in a phase, computed once per phase."""
-  negs_NxL = D.negatives(data)
-  inputs = D.model_inputs(cfg, negs_NxL, D.REGULAR)
-  return token_logps(apply(ref, rest, inputs), negs_NxL, cfg.alphabet_size).sum(-1)
+  return password_token_logps(cfg, apply, ref, rest, [D.negatives(data)], [D.REGULAR]).sum(-1)
 
 
 def evaluate(cfg: Config, apply: Callable, params, rest, data,
@@ -100,10 +103,8 @@ def evaluate(cfg: Config, apply: Callable, params, rest, data,
   E = cfg.eval_size
   sets = {"control": data["control"], "useful": data["useful"][:E], "heldout": data["heldout"][:E]}
   names = [(p, s) for p in prefixes for s in EVAL_SETS]
-  inputs = jnp.concatenate([D.model_inputs(cfg, sets[s], PREFIXES[p]) for p, s in names])
-  targets = jnp.concatenate([sets[s] for _, s in names])
-  per_set = token_logps(apply(params, rest, inputs), targets, cfg.alphabet_size,
-                        cfg.normalize).reshape(len(names), -1)
+  per_set = password_token_logps(cfg, apply, params, rest, [sets[s] for _, s in names],
+                                 [PREFIXES[p] for p, _ in names]).reshape(len(names), -1)
   return {f"eval/{p}/{s}": v for (p, s), v in zip(names, per_set.mean(-1))}
 
 
