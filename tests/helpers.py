@@ -18,3 +18,10 @@ def assert_only_these_stayed(before: dict, after: dict, still: list, when: str):
     assert np.array_equal(before[k], after[k]), f"{k} moved {when}"
   for k in moved:
     assert not np.array_equal(before[k], after[k]), f"{k} did not learn {when}"
+
+
+def phase2_frozen_keys(keys, n_layers: int) -> list:
+  """The transformer's leaves PROTOCOL's phase 2 freezes (``leaves`` keys): the upper half of
+  the blocks, the final LayerNorm and the unembedding."""
+  return [k for k in keys if "unembed" in k or "final_ln" in k
+          or any(f"['blocks'][{i}]" in k for i in range(n_layers // 2, n_layers))]

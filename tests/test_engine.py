@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from helpers import assert_only_these_stayed, leaves
+from helpers import assert_only_these_stayed, leaves, phase2_frozen_keys
 from toy import data as D
 from toy.config import make_config
 from toy.engine import NonFiniteLossError, build_model, train
@@ -27,8 +27,7 @@ def test_phase2_frozen_params_bitwise_unchanged_and_the_rest_trained(tiny_run):
   result, snaps = tiny_run
   before, after = leaves(snaps["pretrain"]), leaves(snaps["dpo"])
   n_layers = result.cfg.n_layers
-  frozen = [k for k in before if "unembed" in k or "final_ln" in k
-            or any(f"['blocks'][{i}]" in k for i in range(n_layers // 2, n_layers))]
+  frozen = phase2_frozen_keys(before, n_layers)
   assert_only_these_stayed(before, after, frozen, "during phase 2")
   # phase 3 trains everything again
   mixed = leaves(snaps["mix"])
