@@ -77,7 +77,8 @@ COLUMNS = [  # (header, summary key or "law:" key)
     ("held−chance max", "reverse/heldout/max"),
     ("useful−chance final", "reverse/useful/final"),
     ("slope useful", "law:slope/useful"), ("slope held-out", "law:slope/heldout")]
-VS_TOY = [("ΔG vs toy", "law:G"), ("Δ(held−control) vs toy", "reverse/heldout_minus_control/final")]
+VS_TOY = [("ΔG vs toy", "law:G"),
+          ("Δ(held−control) vs toy", "reverse/heldout_minus_control/final")]
 
 
 def with_scalars(cfg, result) -> dict:
@@ -87,12 +88,6 @@ def with_scalars(cfg, result) -> dict:
     models = [result.model(i) for i in range(cfg.n_seeds)]
     record["times"] = {k: [float(getattr(m.times, k)[...]) for m in models] for k in "ac"}
   return record
-
-
-def values(record: dict, key: str) -> np.ndarray:
-  if key.startswith("law:"):
-    return np.asarray(record["law"][key[4:]], dtype=float)
-  return seed_values(record, key)
 
 
 def where_stored(cfg, out: str) -> str | None:
@@ -113,12 +108,12 @@ def table(records: dict[str, dict], sources: dict[str, str]) -> str:
     r, c = records[name], records[name]["config"]
     cells = [f"`{name}`", what, f"{c['seed']}–{c['seed'] + c['n_seeds'] - 1}"]
     for _, key in COLUMNS:
-      v = values(r, key)
+      v = seed_values(r, key)
       extra = f", {int((v > 0).sum())}/{v.size} > 0" if key.endswith("control/final") else ""
       cells.append(fmt(paired_test(v, 0.0)) + extra)
     for _, key in VS_TOY:
       same_seeds = toy_record is not None and toy_record["config"]["seed"] == c["seed"]
-      cells.append(fmt(paired_test(values(r, key), values(toy_record, key)))
+      cells.append(fmt(paired_test(seed_values(r, key), seed_values(toy_record, key)))
                    if same_seeds and name != "toy" else "")
     cells.append(f"`{sources[name]}`")
     lines.append("| " + " | ".join(cells) + " |")
@@ -134,9 +129,10 @@ def plot(records: dict[str, dict], path: str):
   x = np.arange(len(names))
   for ax, (key, title) in zip(axes[:2], [
       ("law:G", "generalization ratio G = held-out law slope / useful law slope"),
-      ("reverse/heldout_minus_control/final", "held-out − control, end of phase 3 (nats/token)")]):
+      ("reverse/heldout_minus_control/final",
+       "held-out − control, end of phase 3 (nats/token)")]):
     for i, n in enumerate(names):
-      v = values(records[n], key)
+      v = seed_values(records[n], key)
       color = "tab:green" if family[n] == "toy" else "tab:red"
       ax.scatter(np.full(v.size, i) + np.linspace(-0.15, 0.15, v.size), v, s=9, color="0.6",
                  zorder=2)
@@ -158,9 +154,9 @@ def plot(records: dict[str, dict], path: str):
     g = records[n]["config"]["toy_gain_add"]
     a, c = (np.asarray(records[n]["times"][k]) for k in "ac")
     predicted = np.array([law_ratio(ai, ci, g) for ai, ci in zip(a, c)])
-    ax.scatter(predicted, values(records[n], "law:slope/useful"), marker="o", s=16,
+    ax.scatter(predicted, seed_values(records[n], "law:slope/useful"), marker="o", s=16,
                label=f"g = {g:g}, useful")
-    ax.scatter(predicted, values(records[n], "law:slope/heldout"), marker="x", s=22,
+    ax.scatter(predicted, seed_values(records[n], "law:slope/heldout"), marker="x", s=22,
                color="k", lw=0.8)
   lim = ax.get_xlim()
   ax.plot(lim, lim, color="0.5", lw=0.8, ls="--", label="measured = predicted")

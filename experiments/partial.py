@@ -76,12 +76,6 @@ COLUMNS = [  # (header, summary key or law key)
     ("within-set slope held-out", "law:within/heldout")]
 
 
-def values(record: dict, key: str) -> np.ndarray:
-  if key.startswith("law:"):
-    return np.asarray(record["law"][key[4:]], dtype=float)
-  return seed_values(record, key)
-
-
 def table(labelled: list[tuple[str, dict]], knobs: bool = True,
           columns: list[tuple[str, str]] = COLUMNS) -> str:
   head = ["point"] + (KNOBS if knobs else []) + ["seeds"] + [h for h, _ in columns]
@@ -91,7 +85,7 @@ def table(labelled: list[tuple[str, dict]], knobs: bool = True,
     cells = [label] + ([str(c[k]) for k in KNOBS] if knobs else [])
     cells += [f"{c['seed']}–{c['seed'] + c['n_seeds'] - 1}"]
     for _, key in columns:
-      v = values(r, key)
+      v = seed_values(r, key)
       test = paired_test(v, 0.0)
       extra = f", {int((v > 0).sum())}/{v.size} > 0" if "control" in key and "held" in key else ""
       cells.append(fmt(test) + extra)
@@ -107,7 +101,7 @@ def plot_dial(records: list[dict], path: str):
             ("reverse/heldout_minus_control/final", "held-out − control, end of phase 3"),
             ]
   for ax, (key, title) in zip(axes, panels):
-    per_seed = np.stack([values(r, key) for r in records])  # points x seeds
+    per_seed = np.stack([seed_values(r, key) for r in records])  # points x seeds
     for j in range(per_seed.shape[1]):
       ax.plot(scales, per_seed[:, j], color="0.75", lw=0.8, marker=".", zorder=1)
     mean, sd = per_seed.mean(1), per_seed.std(1, ddof=1)
@@ -118,7 +112,7 @@ def plot_dial(records: list[dict], path: str):
       ax.axhline(0, color="k", ls=":", label="G = 0 (none)")
     else:
       ax.axhline(0, color="k", ls=":", label="held-out = control")
-      maxes = np.stack([values(r, "reverse/heldout_minus_control/max") for r in records])
+      maxes = np.stack([seed_values(r, "reverse/heldout_minus_control/max") for r in records])
       ax.plot(scales, maxes.mean(1), color="tab:purple", marker="s", ls="--",
               label="max over phase 3 (mean)")
     ax.set_xscale("symlog", linthresh=0.01)

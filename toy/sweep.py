@@ -102,4 +102,8 @@ def fmt(test: dict, digits: int = 3) -> str:
 
 
 def seed_values(record: dict, key: str) -> np.ndarray:
+  """A stored point's per-seed values: a summary key, or "law:<name>" for its law record
+  (``toy.measure.law_record``)."""
+  if key.startswith("law:"):
+    return np.asarray(record["law"][key[4:]], dtype=float)
   return np.array([s[key] for s in record["summary"]])
