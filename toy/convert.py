@@ -279,13 +279,11 @@ def _network(hf_config: dict, params: dict) -> Transformer:
 def pythia_factory(path: str, token_ids: Sequence[int]):
   """A ``make_model`` for ``toy.engine.train`` that starts every seed from the checkpoint.
 
-  The checkpoint is read once; each seed gets its own copy of the weights. The config's
-  ``normalize`` picks the task's columns (``PythiaTask``).
+  The checkpoint is read once per process (``_checkpoint``); each seed gets its own copy of
+  the weights. The config's ``normalize`` picks the task's columns (``PythiaTask``).
   """
-  cfg_hf, params = None, None
 
   def make_model(cfg, data, rngs):
-    nonlocal cfg_hf, params
     if cfg.mlp != "gelu" or cfg.times_node:
       raise ValueError(f"mlp={cfg.mlp!r}, times_node={cfg.times_node}: a GPT-NeoX checkpoint has "
                        "GELU MLPs and no times node; these ladder variants are for models "
@@ -293,10 +291,7 @@ def pythia_factory(path: str, token_ids: Sequence[int]):
     if len(token_ids) != cfg.alphabet_size + 3:
       raise ValueError(f"token_ids has {len(token_ids)} ids; the engine uses "
                        f"alphabet_size + 3 = {cfg.alphabet_size + 3}")
-    if params is None:
-      cfg_hf = read_hf_config(path)
-      params = params_from_hf_state_dict(read_state_dict(path), config_from_hf(cfg_hf))
-    return PythiaTask(_network(cfg_hf, params), token_ids, cfg.normalize == "vocab")
+    return PythiaTask(_network(*_checkpoint(path)), token_ids, cfg.normalize == "vocab")
 
   return make_model
 
@@ -360,7 +355,7 @@ def resolve_init_from(cfg, given=frozenset()):
     raise bad(str(e)) from None
   if max(ids) >= net.vocab_size:
     raise bad(f"token id {max(ids)} is past the model's vocab_size={net.vocab_size}")
-  shape = {"n_layers": net.n_layers, "d_model": net.d_model, "n_heads": net.n_heads}
+  shape = {k: getattr(net, k) for k in SHAPE_FIELDS}
   clash = [f"{k}={getattr(cfg, k)}" for k in SHAPE_FIELDS if k in given and getattr(cfg, k)
            != shape[k]]
   if clash:
@@ -374,7 +369,7 @@ def checkpoint_model(cfg) -> PythiaTask:
   ``cfg.normalize`` says."""
   hf_config, params = _checkpoint(cfg.init_from)
   net = _network(hf_config, params)
-  shape = {"n_layers": net.cfg.n_layers, "d_model": net.cfg.d_model, "n_heads": net.cfg.n_heads}
+  shape = {k: getattr(net.cfg, k) for k in SHAPE_FIELDS}
   if {k: getattr(cfg, k) for k in SHAPE_FIELDS} != shape:
     raise ValueError(f"the config's network shape differs from init_from's {shape}; build the "
                      "config with make_config (it reads the checkpoint's)")

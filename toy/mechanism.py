@@ -197,10 +197,10 @@ class ToyMechanism(nnx.Module):
 
     ``hooks`` (a dict) receives them under stable names: prefix.hook_sign (d), times.hook_s
     (s), memory.hook_keys, memory.hook_readout, times.hook_out, memory.hook_out ("sum" only),
-    additive.hook_out (s is B x T with one sign per row). ``ablate`` intervenes as in ``toy.model.intervene`` on "prefix" (d),
-    "memory" (the readout, before the paths read it; under "sum" that is also the memory
-    path's output), "times" and "additive" (those paths' outputs); the hooks record the
-    values after the intervention.
+    additive.hook_out (s is B x T with one sign per row). ``ablate`` intervenes as in
+    ``toy.model.intervene`` on "prefix" (d), "memory" (the readout, before the paths read it;
+    under "sum" that is also the memory path's output), "times" and "additive" (those paths'
+    outputs); the hooks record the values after the intervention.
     """
     ablate = ablate or {}
     d_B = intervene(self.prefix(tokens_BxT[:, 0]), ablate.get("prefix"))
