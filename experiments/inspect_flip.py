@@ -26,7 +26,6 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import os
-import sys
 
 import matplotlib
 
@@ -36,7 +35,7 @@ import numpy as np
 
 import toy
 from toy import inspect as I
-from toy.config import parse_config, script_parser
+from toy.config import parse_config, producing_command, script_parser
 from toy.io import default_run_name, write_json_atomic
 from toy.plots import save_figure
 from toy.sweep import fmt, paired_test
@@ -340,7 +339,7 @@ def main(argv=None):
   plot_component_law(runs, out, os.path.join(args.figures, "inspect_component_law.png"))
   plot_prefix_direction(runs, out, os.path.join(args.figures, "inspect_prefix_direction.png"))
   plot_patching(runs, out, os.path.join(args.figures, "inspect_patching.png"))
-  command = " ".join(["python experiments/inspect_flip.py", *(argv or sys.argv[1:])])
+  command = producing_command("experiments/inspect_flip.py", argv)
   text = report(runs, out, command)
   with open(os.path.join(args.results, "inspect_flip.md"), "w") as f:
     f.write(text + "\n")

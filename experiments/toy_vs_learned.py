@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 
 import matplotlib
 
@@ -35,7 +34,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import toy
-from toy.config import Config, config_from_args, parse_config, script_parser
+from toy.config import Config, config_from_args, parse_config, producing_command, \
+    script_parser
 from toy.engine import train, train_many
 from toy.io import default_run_name, write_json_atomic
 from toy.measure import law_slopes, summarize_model
@@ -158,7 +158,7 @@ def main(argv=None):
   plot_phases(results, os.path.join(args.figures, "toy_vs_learned_phases.png"))
   plot_law(slopes, ratios, os.path.join(args.figures, "toy_vs_learned_law.png"))
   text = table(rows, learned_cfg.n_seeds)
-  command = " ".join(["python experiments/toy_vs_learned.py", *(argv or sys.argv[1:])])
+  command = producing_command("experiments/toy_vs_learned.py", argv)
   header = (f"# Toy vs learned\n\nCommand: `{command}`\n\nLearned: preset `{learned_cfg.preset}`, "
             + (f"from checkpoint `{learned_cfg.init_from}`, " if learned_cfg.init_from else "")
             + (f"log-probs normalised over the {learned_cfg.normalize}, "
