@@ -54,9 +54,9 @@ REASONS = {
 }
 
 
-def engine_run(cfg) -> tuple[float, object]:
+def engine_run(cfg, on_chunk=None) -> tuple[float, object]:
   t0 = time.perf_counter()
-  result = E.train(cfg, progress=False, save=False)
+  result = E.train(cfg, progress=False, save=False, on_chunk=on_chunk)
   return time.perf_counter() - t0, result
 
 
@@ -69,15 +69,9 @@ def worker(args) -> None:
   import toy.engine as E
   cfg = make_config(args.preset, n_seeds=args.device_seeds)
   seen = set()  # how many devices the parameters entering each compiled chunk lie on
-  chunk = E.run_chunk
-
-  def recording_chunk(params, *rest, **kw):
-    seen.add(len(jax.tree.leaves(params)[0].sharding.device_set))
-    return chunk(params, *rest, **kw)
-
-  E.run_chunk = recording_chunk
-  cold, _ = engine_run(cfg)
-  warm, result = engine_run(cfg)
+  record = lambda chunk: seen.add(len(jax.tree.leaves(chunk.state.params)[0].sharding.device_set))
+  cold, _ = engine_run(cfg, record)
+  warm, result = engine_run(cfg, record)
   used = max(seen)
   print("RESULT " + json.dumps({"devices": jax.device_count(), "used": used, "cold": cold,
                                 "warm": warm, "summary": summary_values(result)}), flush=True)

@@ -65,12 +65,14 @@ def test_field_roles_give_the_engine_and_sweep_their_field_lists():
                                 "mix_lower_embed")
   assert engine._HOST_ONLY == dict(
       preset="", seed=0, n_seeds=1, out_dir="", run_name="", toy_a=0.0, toy_c=0.0,
-      toy_gain_add=0.0, toy_weights="", toy_train_sign=True, freeze_phase2=True, init_from="")
+      toy_gain_add=0.0, toy_weights="", toy_train_sign=True, freeze_phase2=True, init_from="",
+      prior_episodes=0, prior_mix_lower_lr_scale=0.0)
   assert sweep._NOT_IDENTITY == ("out_dir", "run_name")
   assert sweep._HASHED_IF_NOT == {"eval_prefixes": "protocol", "mix_lower_lr_scale": 1.0,
                                   "mix_lower_embed": True, "mix_lr": 0.0, "mlp": "gelu",
                                   "times_node": False, "times_lr": 0.1, "init_from": "",
-                                  "normalize": "alphabet", "toy_sign": "shared"}
+                                  "normalize": "alphabet", "toy_sign": "shared",
+                                  "prior_episodes": 0, "prior_mix_lower_lr_scale": 0.0}
 
 
 @pytest.mark.parametrize("script", ["train", "toy_diagram", "toy_vs_learned", "paper_figures",

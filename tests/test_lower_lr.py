@@ -7,7 +7,8 @@ import pytest
 
 from helpers import assert_only_these_stayed, leaves
 from toy.config import make_config
-from toy.engine import shared_rows, train, train_many
+from toy.engine import PHASE3_ONLY, train, train_many
+from toy.rows import shared_rows
 
 
 def _is_lower(key: str, n_layers: int, embed: bool = True) -> bool:
@@ -72,7 +73,7 @@ def test_phase3_law_is_evaluated_over_phase_three(scaled_runs):
 def test_shared_rows_groups_only_phase3_differences(tiny_cfg):
   rows = [tiny_cfg.replace(ft_weight=0.5), tiny_cfg.replace(mix_lr=1e-2),
           tiny_cfg.replace(seed=1), tiny_cfg.replace(lr=2e-3), tiny_cfg]
-  first, expand = shared_rows(rows)
+  first, expand = shared_rows(rows, PHASE3_ONLY)
   assert first == [0, 2, 3]
   assert expand.tolist() == [0, 0, 1, 2, 0]
 

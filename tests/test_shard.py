@@ -33,21 +33,19 @@ sys.path.insert(0, {tests!r})
 from test_shard import configs
 toy.enable_compilation_cache()
 calls = []
-chunk = E.run_chunk
 
-def recording_chunk(*args, **kw):
-  out = chunk(*args, **kw)
-  leaves = jax.tree.leaves(args[:8])  # params .. hyper: every row array of the phase
+def record(chunk):
+  ph = chunk.state  # its arrays are the next chunk's inputs, laid out as they enter it
+  leaves = jax.tree.leaves([ph.params, ph.opt_state, ph.ref, ph.ref_neg, ph.rest, ph.data,
+                            ph.tables, ph.key, ph.hyper])  # every row array of the phase
   calls.append({{
       "n_rows": int(leaves[0].shape[0]),
       "specs": sorted({{tuple(x.sharding.spec) for x in leaves}}),
       "devices": sorted({{len(x.sharding.device_set) for x in leaves}}),
-      "out_shard_rows": sorted({{s.data.shape[0] for x in jax.tree.leaves(out[0])
+      "out_shard_rows": sorted({{s.data.shape[0] for x in jax.tree.leaves(ph.params)
                                  for s in x.addressable_shards}})}})
-  return out
 
-E.run_chunk = recording_chunk
-results = E.train_many(configs({out!r}), progress=False, save=True)
+results = E.train_many(configs({out!r}), progress=False, save=True, on_chunk=record)
 print(json.dumps({{"device_count": jax.device_count(), "calls": calls,
                   "summaries": [r.summary for r in results],
                   "histories": [r.history for r in results],

@@ -57,6 +57,12 @@ class Config:
   # False: the embedding trains at the full rate in phase 3
   mix_lower_embed: bool = _f(True, phase3=4, hash_default=True)
   mix_lr: float = _f(0.0, traced=9, phase3=3, hash_default=True)  # phase 3's peak lr; 0: lr
+  # Beyond PROTOCOL: full three-phase episodes on other data (toy.data.episode_root) that the
+  # model runs before the measured one, and the mix_lower_lr_scale of their phase 3. With 0,
+  # a prior episode whose phase 3 cannot rewrite the stored negatives has to invert them
+  # (README, "Where a times node comes from").
+  prior_episodes: int = _f(0, host=0, hash_default=True)
+  prior_mix_lower_lr_scale: float = _f(0.0, host=0.0, hash_default=True)
   # --- losses ---
   dpo_loss: str = "sigmoid"  # "sigmoid" (DPO), "ipo", "conservative"
   beta: float = _f(0.1, traced=3)
@@ -215,7 +221,7 @@ def validate(cfg: Config) -> Config:
   for field in positive_ints:
     if getattr(cfg, field) < 1:
       raise _err(field, "an integer >= 1", getattr(cfg, field))
-  for field in ["pretrain_steps", "mix_steps", "warmup_steps", "seed"]:
+  for field in ["pretrain_steps", "mix_steps", "warmup_steps", "seed", "prior_episodes"]:
     if getattr(cfg, field) < 0:
       raise _err(field, "an integer >= 0", getattr(cfg, field))
   if cfg.alphabet_size < 2:
@@ -231,6 +237,8 @@ def validate(cfg: Config) -> Config:
       raise _err(field, "a finite number > 0", value)
   if not (math.isfinite(cfg.mix_lower_lr_scale) and 0 <= cfg.mix_lower_lr_scale <= 1):
     raise _err("mix_lower_lr_scale", "a number in [0, 1]", cfg.mix_lower_lr_scale)
+  if not (math.isfinite(cfg.prior_mix_lower_lr_scale) and 0 <= cfg.prior_mix_lower_lr_scale <= 1):
+    raise _err("prior_mix_lower_lr_scale", "a number in [0, 1]", cfg.prior_mix_lower_lr_scale)
   if cfg.times_node and cfg.model != "transformer":
     raise _err("times_node", "true only with model='transformer' (the toy has its own)",
                cfg.times_node)

@@ -68,14 +68,36 @@ def make_tables(cfg: Config, key) -> dict:
   }
 
 
-def seed_keys(seeds: list[int]):
-  """(data, init, tables, train) keys per seed: the one place a seed becomes randomness."""
-  keys = jnp.stack([jax.random.key_data(jax.random.key(s)) for s in seeds])
+def episode_root(seed: int, episode: int | None = None):
+  """The root key of one episode of a run seed: ``jax.random.key(seed)`` for the measured
+  episode (None), ``fold_in(key(seed), episode + 1)`` for prior episode ``episode``.
+
+  A run seed's root is ``key(seed)``, whose data is ``[0, seed]`` for seeds below 2**32. A
+  prior episode's root is a hash of the seed and the episode whose first word is checked to
+  be non-zero, so it is the root of no run seed: no prior episode ever draws the data,
+  tables or training batches of another seed's run (tests/test_episodes.py).
+  """
+  if not 0 <= seed < 2 ** 32:
+    raise ValueError(f"invalid seed={seed!r}: allowed 0 .. 2**32-1")
+  key = jax.random.key(seed)
+  if episode is None:
+    return key
+  key = jax.random.fold_in(key, episode + 1)
+  if int(jax.random.key_data(key)[0]) == 0:  # the root of run seed key_data[1]: refuse
+    raise ValueError(f"prior episode {episode} of seed {seed} has the root key of a run seed")
+  return key
+
+
+def seed_keys(seeds: list[int], episode: int | None = None):
+  """(data, init, tables, train) keys per seed, for the measured episode (None) or a prior
+  one: the one place a seed becomes randomness."""
+  keys = jnp.stack([jax.random.key_data(episode_root(s, episode)) for s in seeds])
   keys = jax.vmap(lambda k: jax.random.split(jax.random.wrap_key_data(k), 4))(keys)
   return tuple(keys[:, i] for i in range(4))
 
 
-def seed_data(cfg: Config, seed: int) -> dict:
-  """The fixed sets of one seed as NumPy arrays, exactly as a run with that seed sees them."""
-  k_data = seed_keys([seed])[0]
+def seed_data(cfg: Config, seed: int, episode: int | None = None) -> dict:
+  """The fixed sets of one seed as NumPy arrays, exactly as a run with that seed sees them in
+  its measured episode (``episode`` None) or in prior episode ``episode``."""
+  k_data = seed_keys([seed], episode)[0]
   return {k: np.asarray(v[0]) for k, v in jax.vmap(lambda k: make_data(cfg, k))(k_data).items()}

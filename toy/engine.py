@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import time
 from typing import Callable
 
 import jax
@@ -20,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import nnx
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from jax.sharding import Mesh
 from tqdm.auto import tqdm
 
 from toy import data as D
@@ -29,6 +30,8 @@ from toy.io import save_run
 from toy.mechanism import build_toy
 from toy.model import Transformer, TransformerConfig
 from toy.optim import make_optimizer, trainable_labels
+from toy.rows import gather, padded_rows, place_fields, place_rows, row_mesh, shared_rows, \
+    to_host
 from toy.phases import PHASES, eval_prefixes, evaluate, evaluate_law, phase_loss, phase_steps, \
     reference_logps, summarize
 
@@ -60,6 +63,7 @@ class RunResult:
   data: dict
   apply: Callable
   run_dir: str | None
+  complete: bool = True  # False: stopped early by on_chunk or a time budget, not saved
 
   def seed_slice(self, i: int):
     take = lambda tree: jax.tree.map(lambda x: x[i], tree)
@@ -153,63 +157,10 @@ def evaluate_seeds(params, rest, data, *, cfg, graphdef):
   return jax.vmap(lambda p, r, d: evaluate(cfg, _apply_fn(graphdef), p, r, d))(params, rest, data)
 
 
-# ------------------------------------------------------------------ rows over devices
-
-def row_mesh(devices=None) -> Mesh | None:
-  """A 1-D mesh, axis 'rows', over every device (all processes'); None with one device, where
-  the engine then runs exactly as it would without sharding."""
-  devices = jax.devices() if devices is None else list(devices)
-  if len(devices) == 1:
-    return None
-  # Auto, not make_mesh's Explicit default: shardings are propagated by the compiler and the
-  # programs' code stays the single-device code.
-  return Mesh(np.asarray(devices), ("rows",), axis_types=(jax.sharding.AxisType.Auto,))
-
-
-def padded_rows(rows, n_rows: int, mesh: Mesh | None):
-  """``rows`` (indices; None: 0 .. n_rows-1) repeated at the end to a multiple of the mesh's
-  size; None when that is every row unpadded (nothing to gather)."""
-  idx = np.arange(n_rows) if rows is None else np.asarray(rows)
-  pad = 0 if mesh is None else -len(idx) % mesh.size
-  if rows is None and pad == 0:
-    return None
-  return np.concatenate([idx, np.repeat(idx[-1:], pad)])
-
-
-def place_rows(tree, mesh: Mesh | None):
-  """Every leaf's leading (row) axis split over the mesh's devices, the rest replicated."""
-  if mesh is None:
-    return tree
-  rows, whole = NamedSharding(mesh, P("rows")), NamedSharding(mesh, P())
-
-  def place(x):
-    sharding = rows if np.ndim(x) else whole
-    if jax.process_count() > 1 and getattr(x, "is_fully_addressable", True):
-      # A process-local value, the same on every process (rows derive from the seeds):
-      # each process supplies its own devices' shards.
-      host = np.asarray(x)
-      return jax.make_array_from_callback(host.shape, sharding, lambda i: host[i])
-    return jax.device_put(x, sharding)
-
-  return jax.tree.map(place, tree)
-
-
-def to_host(tree):
-  """NumPy copies of a tree's leaves, gathered from every process's devices."""
-  if jax.process_count() > 1:
-    from jax.experimental import multihost_utils
-    return jax.tree.map(lambda x: np.asarray(multihost_utils.process_allgather(x, tiled=True)),
-                        tree)
-  return jax.tree.map(np.asarray, tree)
-
-
 def place_phase(ph: "Phase", mesh: Mesh | None) -> "Phase":
   """``ph``'s row arrays laid out over ``mesh`` (in place); ``ph`` unchanged without one."""
-  if mesh is not None:
-    for name in ("params", "opt_state", "ref", "ref_neg", "rest", "data", "tables", "key",
-                 "hyper"):
-      setattr(ph, name, place_rows(getattr(ph, name), mesh))
-  return ph
+  return place_fields(ph, ("params", "opt_state", "ref", "ref_neg", "rest", "data", "tables",
+                           "key", "hyper"), mesh)
 
 
 def _check_finite(metrics: dict, phase: str, start: int, seeds: list[int]):
@@ -223,63 +174,103 @@ def _check_finite(metrics: dict, phase: str, start: int, seeds: list[int]):
 
 
 def train(cfg: Config, make_model: Callable = build_model, *, progress: bool = True,
-          save: bool = True, on_phase_end: Callable | None = None) -> RunResult:
-  """Runs the three phases for seeds cfg.seed .. cfg.seed + n_seeds - 1, vmapped together.
-
-  ``on_phase_end(phase, params)`` sees a host copy of the seed-stacked parameters after each
-  phase (for snapshots and tests). A non-finite loss raises NonFiniteLossError naming the
-  phase and step; the run folder is written only after all phases succeed.
-  """
-  return train_many([cfg], make_model, progress=progress, save=save,
-                    on_phase_end=on_phase_end)[0]
+          save: bool = True, on_phase_end: Callable | None = None,
+          on_chunk: Callable | None = None, time_budget_s: float | None = None) -> RunResult:
+  """Runs the three phases for seeds cfg.seed .. cfg.seed + n_seeds - 1, vmapped together
+  (``train_many`` of one config; its arguments)."""
+  return train_many([cfg], make_model, progress=progress, save=save, on_phase_end=on_phase_end,
+                    on_chunk=on_chunk, time_budget_s=time_budget_s)[0]
 
 
 def batchable(a: Config, b: Config) -> bool:
   """Whether two configs can share one vmapped program (they differ only in HYPER/host fields)."""
   same_labels = (a.freeze_phase2, a.toy_train_sign) == (b.freeze_phase2, b.toy_train_sign)
   # init_from never reaches a program, but a checkpoint's rows are another module than a
-  # fresh transformer's (and another checkpoint's token ids): one checkpoint per program
-  return compile_key(a) == compile_key(b) and same_labels and a.init_from == b.init_from
+  # fresh transformer's (and another checkpoint's token ids): one checkpoint per program.
+  # prior_episodes is host-only (no program reads it) but sets how many episodes the rows run.
+  return (compile_key(a) == compile_key(b) and same_labels and a.init_from == b.init_from
+          and a.prior_episodes == b.prior_episodes)
+
+
+@dataclasses.dataclass
+class Episode:
+  """One episode's arrays per row: its fixed sets, step tables, training keys and traced
+  hyperparameters (a prior episode's phase 3 runs at ``prior_mix_lower_lr_scale``)."""
+  data: dict
+  tables: dict
+  k_train: jax.Array
+  hyper: dict
 
 
 @dataclasses.dataclass
 class Setup:
-  """What ``train_many`` builds before phase 1; every array has a leading row axis S."""
+  """What ``train_many`` builds before phase 1; every array has a leading row axis S.
+
+  ``episodes`` holds the prior episodes, then the measured one, whose arrays are also
+  ``data``, ``tables``, ``k_train`` and ``hyper``.
+  """
   seeds: list[int]
-  owner: list[int]  # config index of each row
+  config_of_row: list[int]  # config index of each row
   data: dict
   tables: dict
   k_train: jax.Array
   graphdef: object
   params: dict
-  rest: dict
+  state: dict  # the model's non-trained state (nnx.split's "rest": tables, constants)
   model0: nnx.Module  # row 0's model, for the freezing labels
   hyper: dict
+  episodes: list[Episode] = dataclasses.field(default_factory=list)
+
+  @property
+  def rest(self) -> dict:  # the name run_chunk and older callers use
+    return self.state
+
+  @property
+  def owner(self) -> list[int]:
+    return self.config_of_row
+
+
+def _episode(cfg: Config, seeds: list[int], row_cfgs: list[Config], episode: int | None):
+  """The data, tables and training keys of ``episode`` (None: the measured one) per row."""
+  k_data, _, k_tables, k_train = D.seed_keys(seeds, episode)
+  data = jax.vmap(lambda k: D.make_data(cfg, k))(k_data)
+  tables = jax.vmap(lambda k: D.make_tables(cfg, k))(k_tables)
+  scale = (lambda c: c.mix_lower_lr_scale) if episode is None else (
+      lambda c: c.prior_mix_lower_lr_scale)
+  hyper = {k: jnp.asarray([scale(c) if k == "mix_lower_lr_scale" else getattr(c, k)
+                           for c in row_cfgs], jnp.float32) for k in HYPER}
+  return Episode(data, tables, k_train, hyper)
 
 
 def setup(cfgs: list[Config], make_model: Callable = build_model) -> Setup:
-  """Data, step tables, models and traced hyperparameters for every seed of every config.
+  """Data, step tables, models and traced hyperparameters for every seed of every config, for
+  every episode (``cfg.prior_episodes`` prior ones, then the measured one).
 
   Models are built in a plain loop, not a vmap: a factory sees concrete NumPy data (the toy
-  builds its memory's address table from the negatives) and runs once per seed.
+  builds its memory's address table from the negatives; with prior episodes it also gets
+  theirs, as ``prior_negatives``) and runs once per seed, from the seed's own init key.
   """
   cfg = cfgs[0]
   seeds = [s for c in cfgs for s in c.seeds]
-  owner = [i for i, c in enumerate(cfgs) for _ in c.seeds]
-  k_data, k_init, k_tables, k_train = D.seed_keys(seeds)
-  data = jax.vmap(lambda k: D.make_data(cfg, k))(k_data)
-  tables = jax.vmap(lambda k: D.make_tables(cfg, k))(k_tables)
-  row_cfgs = [cfgs[i] for i in owner]
+  config_of_row = [i for i, c in enumerate(cfgs) for _ in c.seeds]
+  row_cfgs = [cfgs[i] for i in config_of_row]
+  k_init = D.seed_keys(seeds)[1]
+  episodes = [_episode(cfg, seeds, row_cfgs, e) for e in range(cfg.prior_episodes)]
+  episodes.append(_episode(cfg, seeds, row_cfgs, None))
   states, models = [], []
   for i, row_cfg in enumerate(row_cfgs):
-    model = make_model(row_cfg, {k: np.asarray(v[i]) for k, v in data.items()},
-                       nnx.Rngs(k_init[i]))
+    row_data = {k: np.asarray(v[i]) for k, v in episodes[-1].data.items()}
+    if cfg.prior_episodes:
+      row_data["prior_negatives"] = np.concatenate(
+          [np.asarray(ep.data[s][i]) for ep in episodes[:-1] for s in ("useful", "heldout")])
+    model = make_model(row_cfg, row_data, nnx.Rngs(k_init[i]))
     graphdef, params, rest = nnx.split(model, nnx.Param, ...)
     states.append((nnx.to_pure_dict(params), nnx.to_pure_dict(rest)))
     models.append(model)
-  params, rest = jax.tree.map(lambda *xs: jnp.stack(xs), *states)
-  hyper = {k: jnp.asarray([getattr(c, k) for c in row_cfgs], jnp.float32) for k in HYPER}
-  return Setup(seeds, owner, data, tables, k_train, graphdef, params, rest, models[0], hyper)
+  params, state = jax.tree.map(lambda *xs: jnp.stack(xs), *states)
+  measured = episodes[-1]
+  return Setup(seeds, config_of_row, measured.data, measured.tables, measured.k_train, graphdef,
+               params, state, models[0], measured.hyper, episodes)
 
 
 @dataclasses.dataclass
@@ -311,51 +302,64 @@ class Phase:
 
 
 def start_phase(st: Setup, cfg: Config, phase: str, params, ref=None, rows=None,
-                lower_group: bool = False) -> Phase:
-  """``phase`` from ``params``: a fresh optimizer, the phase's keys and the setup's arrays of
-  ``rows`` (indices; None: every row). ``lower_group``: see ``trainable_labels``."""
-  take = (lambda tree: tree) if rows is None else (
-      lambda tree: jax.tree.map(lambda x: x[rows], tree))
+                lower_group: bool = False, episode: int | None = None) -> Phase:
+  """``phase`` of ``episode`` (index into ``st.episodes``; None: the measured one) from
+  ``params``: a fresh optimizer, the phase's keys and the episode's arrays of ``rows``
+  (indices; None: every row). ``lower_group``: see ``trainable_labels``."""
+  ep = st.episodes[-1 if episode is None else episode]
+  take = lambda tree: gather(tree, rows)
   # Shapes only: labels depend on paths, and train_many donates the arrays themselves.
   one_row = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape[1:], x.dtype), st.params)
   labels = trainable_labels(st.model0, one_row, phase, cfg, lower_group)
   n_total = phase_steps(cfg, phase)
   opt_state = jax.vmap(make_optimizer(cfg, n_total, labels).init)(params)
-  key = jax.vmap(lambda k: jax.random.fold_in(k, PHASES.index(phase)))(take(st.k_train))
-  rest, data = take(st.rest), take(st.data)
+  key = jax.vmap(lambda k: jax.random.fold_in(k, PHASES.index(phase)))(take(ep.k_train))
+  state, data = take(st.state), take(ep.data)
   # Computed once here rather than in every step: the reference and the negatives are fixed.
-  ref_neg = None if ref is None else reference_seeds(ref, rest, data, cfg=compile_key(cfg),
+  ref_neg = None if ref is None else reference_seeds(ref, state, data, cfg=compile_key(cfg),
                                                      graphdef=st.graphdef)
-  return Phase(phase, params, opt_state, ref, ref_neg, rest, data, take(st.tables), key,
-               take(st.hyper), tuple(jax.tree.leaves(labels)), n_total, compile_key(cfg),
+  return Phase(phase, params, opt_state, ref, ref_neg, state, data, take(ep.tables), key,
+               take(ep.hyper), tuple(jax.tree.leaves(labels)), n_total, compile_key(cfg),
                st.graphdef)
 
 
-def shared_rows(row_cfgs: list[Config]) -> tuple[list[int], np.ndarray]:
-  """Rows identical through phases 1-2: (the first row of each group, each row's group).
+@dataclasses.dataclass
+class Chunk:
+  """What ``train_many``'s ``on_chunk`` sees after each compiled chunk.
 
-  Two rows are identical there when their configs (each for its own seed) differ only in
-  PHASE3_ONLY fields: the same data, initialisation, tables and training keys.
+  ``metrics`` (per row and step) and ``evals`` (per row) are host copies over the phase's
+  rows (padding and shared rows included, as they ran); ``state`` is the live phase, whose
+  arrays are the next chunk's inputs, laid out as they enter it. ``on_chunk`` may return
+  "end_phase" (the phase stops here and the next one starts) or "stop" (no more training:
+  the results are then marked incomplete and not saved).
   """
-  blank = {f.name: f.default for f in dataclasses.fields(Config) if f.name in PHASE3_ONLY}
-  keys = [c.replace(n_seeds=1, out_dir="", run_name="", **blank) for c in row_cfgs]
-  first: list[int] = []
-  expand = []
-  for i, k in enumerate(keys):
-    j = next((g for g, f in enumerate(first) if keys[f] == k), None)
-    if j is None:
-      first.append(i)
-      j = len(first) - 1
-    expand.append(j)
-  return first, np.asarray(expand)
+  episode: int
+  phase: str
+  start: int
+  steps: int  # valid steps this chunk ran
+  n_total: int  # the phase's steps
+  wall_s: float  # the chunk's wall time, host copies included
+  metrics: dict
+  evals: dict
+  state: Phase
 
 
 def train_many(cfgs: list[Config], make_model: Callable = build_model, *, progress: bool = True,
-               save: bool = True, on_phase_end: Callable | None = None) -> list[RunResult]:
+               save: bool = True, on_phase_end: Callable | None = None,
+               on_chunk: Callable | None = None,
+               time_budget_s: float | None = None) -> list[RunResult]:
   """Trains every seed of every config in one vmapped program; one RunResult per config.
 
   The configs must be ``batchable``: a grid over learning rate, beta or loss weights (and
-  seeds) costs one compilation instead of one per point.
+  seeds) costs one compilation instead of one per point. With ``cfg.prior_episodes``, the
+  rows first run that many full episodes on their own other data (``toy.data.episode_root``),
+  each with its own phase-1 reference; their history rows carry ``episode``.
+
+  ``on_phase_end(phase, params)`` sees a host copy of the seed-stacked parameters after each
+  phase; ``on_chunk(Chunk)`` sees every chunk and may end a phase or the run early (e.g. a
+  benchmark's budget). ``time_budget_s`` stops training after the chunk that exceeds it.
+  Early stops give results with ``complete = False``, never saved. A non-finite loss raises
+  NonFiniteLossError naming the phase and step; run folders are written only at the end.
   """
   for c in cfgs:
     validate(c)
@@ -363,82 +367,110 @@ def train_many(cfgs: list[Config], make_model: Callable = build_model, *, progre
       raise ValueError("train_many: configs differ in more than seeds, toy scalars and "
                        f"{HYPER}; train them separately")
   cfg = cfgs[0]
+  t_start = time.perf_counter()
   st = setup(cfgs, make_model)
-  seeds, owner = st.seeds, st.owner
+  seeds, config_of_row = st.seeds, st.config_of_row
+  n_episodes = len(st.episodes)
   params, ref = st.params, None  # phase 1 has no DPO term, so no reference yet
-  lower_group = any(c.mix_lower_lr_scale != 1 for c in cfgs)
-  # Rows that differ only in PHASE3_ONLY fields train phases 1-2 once, on their first row.
-  first, expand = shared_rows([cfgs[i].replace(seed=s) for i, s in zip(owner, seeds)])
+  lower_group = any(c.mix_lower_lr_scale != 1 or
+                    (c.prior_episodes and c.prior_mix_lower_lr_scale != 1) for c in cfgs)
+  # Rows that differ only in PHASE3_ONLY fields train phases 1-2 once, on their first row
+  # (with prior episodes phase 3 comes before the measured phases 1-2: no sharing).
+  first, expand = shared_rows([cfgs[i].replace(seed=s) for i, s in zip(config_of_row, seeds)],
+                              PHASE3_ONLY)
   first = np.asarray(first)
+  sharing = len(first) < len(seeds) and n_episodes == 1
   # With several devices a phase's rows are padded to a multiple of their number and split
   # over them; rows[i] is the setup row that the phase's row i is (None: row i, unpadded).
   mesh = row_mesh()
-  gather = lambda tree, idx: tree if idx is None else jax.tree.map(lambda x: x[idx], tree)
   history: list[dict] = []
-  evals = evaluate_seeds(*place_rows(gather((params, st.rest, st.data),
+  record = functools.partial(_record, history, seeds, config_of_row,
+                             tag_episodes=n_episodes > 1)
+  evals = evaluate_seeds(*place_rows(gather((params, st.state, st.episodes[0].data),
                                             padded_rows(None, len(seeds), mesh)), mesh),
                          cfg=compile_key(cfg), graphdef=st.graphdef)
-  _record(history, seeds, owner, "init", 0, 0, {}, to_host(evals))  # padding: rows >= S
-  sharing = len(first) < len(seeds)
+  record(0, "init", 0, 0, {}, to_host(evals))  # padding: rows >= S
   rows = padded_rows(first if sharing else None, len(seeds), mesh)
   params = gather(params, rows)
-  total = sum(phase_steps(cfg, p) for p in PHASES)
+  total = n_episodes * sum(phase_steps(cfg, p) for p in PHASES)
   label = f"{cfg.model} x{len(seeds)}"
   bar = tqdm(total=total, desc=label, disable=not progress, unit="step", dynamic_ncols=True)
-  global_step = 0
+  global_step, stopped = 0, False
   try:
-    for phase in PHASES:
-      if sharing and phase == "mix":  # shared row j is at index j of the phases 1-2 rows
-        rows = padded_rows(None, len(seeds), mesh)
-        params, ref = gather((params, ref), expand if rows is None else expand[rows])
-      # Where each real row's values are among the phase's rows: a shared row's stand for
-      # every row it serves in the history; padding is dropped.
-      back = expand if sharing and phase != "mix" else (
-          None if rows is None else np.arange(len(seeds)))
-      spread = lambda tree: gather(to_host(tree), back)
-      ph = place_phase(start_phase(st, cfg, phase, params, ref, rows, lower_group), mesh)
-      n = min(cfg.eval_every, ph.n_total)
-      bar.set_description(f"{label}: {phase}")
-      for start in range(0, ph.n_total, n):
-        metrics, evals = to_host(ph.run(start, n))
-        _check_finite(metrics, phase, start,
-                      seeds if rows is None else [seeds[i] for i in rows])
-        done = min(n, ph.n_total - start)
-        global_step += done
-        _record(history, seeds, owner, phase, start + done, global_step, spread(metrics),
-                spread(evals))
-        bar.update(done)
-      params = ph.params
-      if phase == "pretrain":
-        ref = jax.tree.map(jnp.copy, params)  # the frozen reference for DPO
-      if on_phase_end is not None:
-        on_phase_end(phase, jax.tree.map(np.array, spread(params)))
+    for episode in range(n_episodes):
+      for phase in PHASES:
+        if sharing and phase == "mix":  # shared row j is at index j of the phases 1-2 rows
+          rows = padded_rows(None, len(seeds), mesh)
+          params, ref = gather((params, ref), expand if rows is None else expand[rows])
+        # Where each real row's values are among the phase's rows: a shared row's stand for
+        # every row it serves in the history; padding is dropped.
+        back = expand if sharing and phase != "mix" else (
+            None if rows is None else np.arange(len(seeds)))
+        spread = lambda tree: gather(to_host(tree), back)
+        ph = place_phase(start_phase(st, cfg, phase, params, ref, rows, lower_group, episode),
+                         mesh)
+        n = min(cfg.eval_every, ph.n_total)
+        bar.set_description(f"{label}: {phase}" + (
+            f" (episode {episode + 1}/{n_episodes})" if n_episodes > 1 else ""))
+        for start in range(0, ph.n_total, n):
+          t_chunk = time.perf_counter()
+          metrics, evals = to_host(ph.run(start, n))
+          _check_finite(metrics, phase, start,
+                        seeds if rows is None else [seeds[i] for i in rows])
+          done = min(n, ph.n_total - start)
+          global_step += done
+          bar.update(done)
+          wall = time.perf_counter() - t_chunk
+          record(episode, phase, start + done, global_step, spread(metrics), spread(evals))
+          verdict = None if on_chunk is None else on_chunk(
+              Chunk(episode, phase, start, done, ph.n_total, wall, metrics, evals, ph))
+          if time_budget_s is not None and time.perf_counter() - t_start > time_budget_s:
+            verdict = "stop"
+          if verdict not in (None, "end_phase", "stop"):
+            raise ValueError(f"on_chunk returned {verdict!r}: allowed None, 'end_phase', 'stop'")
+          if verdict is not None:
+            stopped = verdict == "stop"
+            break
+        params = ph.params
+        if phase == "pretrain":
+          ref = jax.tree.map(jnp.copy, params)  # the frozen reference for DPO
+        if on_phase_end is not None:
+          on_phase_end(phase, jax.tree.map(np.array, spread(params)))
+        if stopped:
+          break
+      if stopped:
+        break
   finally:
     bar.close()
+  if stopped:  # one row per seed, as after phase 3: shared rows spread, padding dropped
+    params = gather(params, back)
   if mesh is not None:  # the results on the default device, as with one device
     params = jax.tree.map(jnp.asarray, to_host(params))
 
   results = []
   for i, c in enumerate(cfgs):
-    rows = np.array([j for j, o in enumerate(owner) if o == i])
-    take = lambda tree: jax.tree.map(lambda x: x[rows], tree)
+    own_rows = np.array([j for j, o in enumerate(config_of_row) if o == i])
+    take = lambda tree: gather(tree, own_rows)
     own = [{k: v for k, v in r.items() if k != "config"} for r in history if r["config"] == i]
-    result = RunResult(c, own, summarize(c, own), st.graphdef, take(params), take(st.rest),
-                       take(st.data), _apply_fn(st.graphdef), None)
-    if save:
+    result = RunResult(c, own, summarize(c, own), st.graphdef, take(params), take(st.state),
+                       take(st.data), _apply_fn(st.graphdef), None, complete=not stopped)
+    if save and not stopped:
       result.run_dir = save_run(result)
     results.append(result)
   return results
 
 
-def _record(history, seeds, owner, phase, step, global_step, metrics, evals):
+def _record(history, seeds, config_of_row, episode, phase, step, global_step, metrics, evals,
+            *, tag_episodes):
   valid = np.asarray(metrics.pop("valid", True), dtype=bool)
   train_means = {k: np.where(valid, np.asarray(v), 0).sum(-1) / np.maximum(valid.sum(-1), 1)
                  for k, v in metrics.items()}
   evals = {k: np.asarray(v) for k, v in evals.items()}
   for i, seed in enumerate(seeds):
-    row = {"config": owner[i], "seed": seed, "phase": phase, "step": step,
+    row = {"config": config_of_row[i], "seed": seed, "phase": phase, "step": step,
            "global_step": global_step}
+    if tag_episodes:
+      row["episode"] = episode
     row.update({f"train/{k}": float(v[i]) for k, v in train_means.items()})
     row.update({k: float(v[i]) for k, v in evals.items()})
     history.append(row)

@@ -49,8 +49,9 @@ class Table(nnx.Variable):
 
 
 def n_nodes(cfg: Config) -> int:
-  """The fixed number of memory rows: null + root + at most one node per negative per depth."""
-  return 2 + cfg.n_negatives * (cfg.password_len - 1)
+  """The fixed number of memory rows: null + root + at most one node per negative per depth,
+  the negatives of every episode (prior ones included) counted."""
+  return 2 + cfg.n_negatives * (cfg.prior_episodes + 1) * (cfg.password_len - 1)
 
 
 def build_trie(passwords_NxL: np.ndarray, alphabet_size: int, size: int):
@@ -280,7 +281,10 @@ def build_toy(cfg: Config, data: dict, rngs: nnx.Rngs | None = None) -> ToyMecha
   toy_gain_add=0) then overrides the file's, so ``--toy_c 2.0`` works with or without a file.
   """
   del rngs  # nothing is random: the memory starts at zero, the scalars are hand-set
-  negatives = np.concatenate([np.asarray(data["useful"]), np.asarray(data["heldout"])])
+  # Prior episodes' negatives first: one memory holds every episode's, and the times node
+  # that phase 3 of a prior episode learned is the one the measured episode starts from.
+  negatives = np.concatenate([np.asarray(data.get("prior_negatives", data["useful"][:0])),
+                              np.asarray(data["useful"]), np.asarray(data["heldout"])])
   children, _ = build_trie(negatives, cfg.alphabet_size, n_nodes(cfg))
   scalars = {"a": cfg.toy_a, "c": cfg.toy_c, "gain_add": cfg.toy_gain_add}
   if not cfg.toy_weights:

@@ -147,6 +147,8 @@ def summarize(cfg: Config, history: list[dict]) -> list[dict]:
   value is relative to chance (-log A). ``heldout_minus_control`` is the held-out uplift
   measured against the random-password control.
   """
+  # With prior episodes, only the measured (last) episode's rows are read.
+  history = [r for r in history if r.get("episode", cfg.prior_episodes) == cfg.prior_episodes]
   out = []
   for seed in sorted({r["seed"] for r in history}):
     rows = [r for r in history if r["seed"] == seed]

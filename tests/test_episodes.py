@@ -1,0 +1,98 @@
+"""Prior episodes: the default is today's run, prior data is no run seed's, each episode has its
+own reference, the toy's flipped times node carries over, bad values are refused."""
+import json
+import math
+import os
+
+import jax
+import numpy as np
+import pytest
+
+from toy import data as D
+from toy.config import make_config
+from toy.engine import train
+
+GOLDEN = os.path.join(os.path.dirname(__file__), "data", "default_histories_tiny.json")
+
+
+def test_default_runs_are_the_runs_before_prior_episodes_existed():
+  # Written by the engine before prior_episodes was added (commit f1de0b8), 2 seeds each.
+  # Bitwise equal on the machine that wrote it; compared to 1e-6 here, and only on the keys
+  # it holds, so that evaluation sets added later may join the history.
+  with open(GOLDEN) as f:
+    golden = json.load(f)
+  for model, want in golden.items():
+    r = train(make_config("tiny", model=model, n_seeds=2), progress=False, save=False)
+    assert len(r.history) == len(want["history"])
+    for got, old in zip(r.history, want["history"]):
+      assert "episode" not in got
+      assert {k: got[k] for k in old if not isinstance(old[k], float)} == \
+          {k: v for k, v in old.items() if not isinstance(v, float)}
+      floats = [k for k in old if isinstance(old[k], float)]
+      np.testing.assert_allclose([got[k] for k in floats], [old[k] for k in floats],
+                                 rtol=0, atol=1e-6)
+
+
+def test_prior_episode_data_is_no_run_seeds_data():
+  cfg = make_config("tiny")
+  run_seeds = range(64)
+  measured = {s: D.seed_data(cfg, s) for s in run_seeds}
+  fingerprint = lambda d: np.concatenate([d["useful"], d["heldout"], d["control"]]).tobytes()
+  seen = {fingerprint(d): s for s, d in measured.items()}
+  assert len(seen) == len(measured)  # run seeds differ among themselves: the check can fire
+  for seed in range(16):
+    for episode in range(4):
+      root = jax.random.key_data(D.episode_root(seed, episode))
+      assert int(root[0]) != 0  # key(s) has data [0, s]: no run seed has this root
+      assert fingerprint(D.seed_data(cfg, seed, episode)) not in seen
+
+
+def test_measured_episode_is_the_seeds_own_and_every_episode_has_its_own_reference():
+  cfg = make_config("tiny", prior_episodes=2, eval_every=1, n_seeds=2)
+  r = train(cfg, progress=False, save=False)
+  for i, seed in enumerate(cfg.seeds):
+    for name, values in D.seed_data(cfg, seed).items():
+      np.testing.assert_array_equal(np.asarray(r.data[name][i]), values)
+  assert {h["episode"] for h in r.history} == {0, 1, 2}
+  # At the first step of each episode's phase 2 the policy is that episode's phase-1 model:
+  # DPO's loss is log 2 only if that model is also the reference.
+  first_dpo = [h for h in r.history if h["phase"] == "dpo" and h["step"] == 1]
+  assert sorted(h["episode"] for h in first_dpo) == [0, 0, 1, 1, 2, 2]
+  np.testing.assert_allclose([h["train/dpo"] for h in first_dpo], math.log(2), atol=1e-5)
+  # the summary reads the measured episode only
+  last = [h for h in r.history if h["episode"] == 2 and h["phase"] == "mix"][-2:]
+  for s, h in zip(r.summary, last):
+    assert s["reverse/heldout/final"] == pytest.approx(h["eval/reverse/heldout"] - cfg.chance)
+  # and differs from what an episode's history alone would give: the episodes are not copies
+  prior_last = [h for h in r.history if h["episode"] == 1 and h["phase"] == "mix"][-1]
+  assert prior_last["eval/reverse/heldout"] != last[-1]["eval/reverse/heldout"]
+
+
+def test_toys_flipped_times_node_carries_over():
+  # From scratch the toy's sign under "reverse" is still positive at the first phase-3
+  # evaluation (law slope > 0); after one prior episode it starts flipped, for every
+  # negative alike (G = 1), and held-out negatives are above the control at once.
+  def first_mix(prior):
+    cfg = make_config("tiny", model="toy", prior_episodes=prior, n_seeds=2)
+    r = train(cfg, progress=False, save=False)
+    rows = [h for h in r.history if h["phase"] == "mix" and h.get("episode", prior) == prior]
+    return r, rows[:2]
+
+  scratch, rows0 = first_mix(0)
+  carried, rows1 = first_mix(1)
+  for h in rows0:
+    assert h["eval/law/useful"] > 0
+  for h in rows1:
+    assert h["eval/law/useful"] < 0
+    assert h["eval/law/heldout"] == pytest.approx(h["eval/law/useful"], abs=1e-6)
+    assert h["eval/reverse/heldout"] > h["eval/reverse/control"]
+  a, c = np.asarray(carried.params["times"]["a"]), np.asarray(carried.params["times"]["c"])
+  assert np.all(c > a)
+
+
+@pytest.mark.parametrize("field,value", [("prior_episodes", -1),
+                                         ("prior_mix_lower_lr_scale", 1.5),
+                                         ("prior_mix_lower_lr_scale", float("nan"))])
+def test_bad_prior_values_name_the_field(field, value):
+  with pytest.raises(ValueError, match=f"invalid {field}="):
+    make_config("tiny", **{field: value})
