@@ -86,3 +86,23 @@ def test_study_cell_marks_the_studys_uplift():
   assert stats.fmt_study(stats.study_test(above)).endswith("3/3 ≥ +0.122 **≥ +13%**")
   assert stats.fmt_study(stats.study_test(below)).endswith("1/3 ≥ +0.122")
   assert stats.fmt_or_dash(None) == "—"
+
+
+def test_summaries_and_cells_of_points_stored_before_the_placebo():
+  from toy import measure
+  rng = np.random.default_rng(0)
+  useful, heldout = _synthetic()
+  law = {"slope/useful": useful, "slope/heldout": heldout, "within/useful": useful,
+         "within/heldout": heldout, "G": heldout / useful, "G_within": heldout / useful}
+  old = [{k: float(rng.normal()) for k in measure.SUMMARY_KEYS.values() if "placebo" not in k}
+         for _ in useful]
+  new = [{**s, **{k: float(rng.normal()) for k in measure.SUMMARY_KEYS.values()}} for s in old]
+  rows_old, rows_new = measure.summarize_law(old, law), measure.summarize_law(new, law)
+  assert set(rows_new) - set(rows_old) == {k for k in measure.SUMMARY_KEYS if "placebo" in k}
+  assert rows_old["G"] == rows_new["G"] and rows_old["G"]["defined"]
+  assert "reached" in rows_new["heldout_vs_chance_max"]
+  record = {"summary": old, "law": {k: v.tolist() for k, v in law.items()}}
+  assert measure.record_cell(record, "reverse/placebo_minus_control/final") == "—"
+  assert measure.record_cell(record, "G") == stats.fmt_g(rows_old["G"])
+  assert measure.record_cell(record, "G:ratio") == stats.fmt_g_ratio(rows_old["G"])
+  assert measure.record_cell({"summary": old}, "G") == "—"  # no law record stored

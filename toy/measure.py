@@ -107,7 +107,7 @@ def summarize_law(summary: list[dict], law: dict, seed: int = 0) -> dict:
   and p are nan where G is not defined. "G" and "G_within" hold ``g_summary``'s dicts.
   """
   col = lambda key: np.array([s[key] for s in summary])
-  rows = {name: (study_test if key in STUDY_KEYS else paired_test)(col(key))
+  rows = {name: study_test(col(key)) if key in STUDY_KEYS else paired_test(col(key), 0.0)
           for name, key in SUMMARY_KEYS.items() if all(key in s for s in summary)}
   g = g_summary(law["slope/useful"], law["slope/heldout"], seed)
   g_within = g_summary(law["within/useful"], law["within/heldout"], seed)
