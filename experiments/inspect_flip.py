@@ -38,7 +38,7 @@ from toy import inspect as I
 from toy.config import parse_config, producing_command, script_parser
 from toy.io import default_run_name, write_json_atomic
 from toy.plots import save_figure
-from toy.sweep import fmt, paired_test
+from toy.stats import fmt, paired_test
 
 _spec = importlib.util.spec_from_file_location(
     "toy_vs_learned", os.path.join(os.path.dirname(os.path.abspath(__file__)),
@@ -88,7 +88,7 @@ def analyse(result) -> dict:
 # ----------------------------------------------------------------------------- tables
 
 def cell(values, against=0.0) -> str:
-  """'mean ± sd (t, p)' of a per-seed difference from ``against`` (toy.sweep.fmt); n/a where
+  """'mean ± sd (t, p)' of a per-seed difference from ``against`` (toy.stats.fmt); n/a where
   a value is not defined (a component with nothing to regress)."""
   values = np.asarray(values, float)
   if not np.all(np.isfinite(values)):
@@ -186,7 +186,7 @@ def report(runs: dict, out: dict, command: str) -> str:
   lines = ["# Where the flip lives", "", f"Command: `{command}`", "",
            "Values are mean ± sd over seeds; where a t-test is given it is against 0, or "
            "against the value named (paired over seeds when that value is per seed, as for a "
-           "difference of two per-seed values; toy.sweep.paired_test). Module: "
+           "difference of two per-seed values; toy.stats.paired_test). Module: "
            "`toy/inspect.py` (its docstring defines every quantity).", "", "| model | run folder | seeds | attribution: max \\|Σ parts − "
            "model\\| |", "|---|---|---|---|"]
   for name, r in runs.items():

@@ -34,9 +34,11 @@ import numpy as np
 import toy
 from toy.config import make_config, producing_command, script_parser
 from toy.mechanism import law_ratio
-from toy.measure import law_record
+from toy.measure import G_COLUMNS, PLACEBO_COLUMNS, SHARED_NOTE, STUDY_COLUMNS, law_record, \
+    record_cell, record_g
 from toy.plots import save_figure
-from toy.sweep import fmt, is_stored, load_point, paired_test, run_sweep, seed_values
+from toy.stats import fmt, paired_test
+from toy.sweep import is_stored, load_point, run_sweep, seed_values
 
 OUT = os.path.join("results", "ladder")
 ALSO_READ = (os.path.join("results", "partial"),)  # points stored by other experiments
@@ -69,12 +71,13 @@ RUNGS = [
     ("gelu", "transformer", "plain transformer, PROTOCOL phase 3", _net()),
 ]
 BY_NAME = {name: cfg for name, _, _, cfg in RUNGS}
-COLUMNS = [  # (header, summary key or "law:" key)
-    ("G", "law:G"),
+COLUMNS = [  # (header, summary key, "law:" key or toy.measure.record_cell's G keys)
+    *G_COLUMNS,
     ("held−control final", "reverse/heldout_minus_control/final"),
     ("held−control max", "reverse/heldout_minus_control/max"),
+    *PLACEBO_COLUMNS,
     ("held−chance final", "reverse/heldout/final"),
-    ("held−chance max", "reverse/heldout/max"),
+    *STUDY_COLUMNS,
     ("useful−chance final", "reverse/useful/final"),
     ("slope useful", "law:slope/useful"), ("slope held-out", "law:slope/heldout")]
 VS_TOY = [("ΔG vs toy", "law:G"),
@@ -108,13 +111,15 @@ def table(records: dict[str, dict], sources: dict[str, str]) -> str:
     r, c = records[name], records[name]["config"]
     cells = [f"`{name}`", what, f"{c['seed']}–{c['seed'] + c['n_seeds'] - 1}"]
     for _, key in COLUMNS:
-      v = seed_values(r, key)
-      extra = f", {int((v > 0).sum())}/{v.size} > 0" if key.endswith("control/final") else ""
-      cells.append(fmt(paired_test(v, 0.0)) + extra)
+      cells.append(record_cell(r, key, count_above=key.endswith("control/final")))
     for _, key in VS_TOY:
       same_seeds = toy_record is not None and toy_record["config"]["seed"] == c["seed"]
-      cells.append(fmt(paired_test(seed_values(r, key), seed_values(toy_record, key)))
-                   if same_seeds and name != "toy" else "")
+      if not same_seeds or name == "toy":
+        cells.append("")
+      elif key == "law:G" and not record_g(r)["defined"]:
+        cells.append("n/a")  # the rung's G is n/a: no difference to test
+      else:
+        cells.append(fmt(paired_test(seed_values(r, key), seed_values(toy_record, key))))
     cells.append(f"`{sources[name]}`")
     lines.append("| " + " | ".join(cells) + " |")
   return "\n".join(lines)
@@ -190,7 +195,7 @@ def main(argv=None):
           "prefix, nats/token relative to chance or to the control; law slopes of centred "
           "target logits (reverse on regular), G = held-out slope / useful slope; mean ± sd "
           "over seeds, t-test against 0; Δ vs toy: paired per seed (same seeds, same "
-          "negatives).\n\n")
+          f"negatives), n/a where the rung's G is. {SHARED_NOTE}\n\n")
   text = table(records, sources)
   os.makedirs(os.path.dirname(args.table) or ".", exist_ok=True)
   with open(args.table, "w") as f:

@@ -50,7 +50,8 @@ from toy.config import Config, parse_config, producing_command, script_parser
 from toy.engine import build_model
 from toy.plots import SET_COLORS, SET_LABELS, chance_line, mean_sd_errorbar, phase_curves, \
     save_figure, stretch_yaxis
-from toy.sweep import fmt, is_stored, load_point, paired_test, run_sweep, seed_values
+from toy.measure import PLACEBO_COLUMNS, PLACEBO_NOTE, STUDY_COLUMNS, record_cell
+from toy.sweep import is_stored, load_point, run_sweep, seed_values
 
 FIGURES = ("phases", "heldout_proportion", "model_size", "ablations")
 MAX_HELDOUT_SHARE = 0.45  # the study swept 5% .. 45%
@@ -163,20 +164,23 @@ def plot_sweep(cfg: Config, xs, records: list[dict], xlabel: str, title: str, pa
   save_figure(fig, path)
 
 
+COLUMNS = [  # (header, summary key), toy.measure.record_cell's
+    ("useful − chance (final)", "reverse/useful/final"),
+    ("held-out − chance (final)", "reverse/heldout/final"),
+    ("control − chance (final)", "reverse/control/final"),
+    ("held-out − control (final)", "reverse/heldout_minus_control/final"),
+    ("held-out − control (max over phase 3)", "reverse/heldout_minus_control/max"),
+    *PLACEBO_COLUMNS, *STUDY_COLUMNS]
+
+
 def table(sections: dict[str, list[tuple[str, dict]]]) -> str:
-  head = ["point", "seeds", "useful − chance (final)", "held-out − chance (final)",
-          "control − chance (final)",
-          "held-out − control (final)", "held-out − control (max over phase 3)",
-          "held-out − chance (max over phase 3)"]
+  head = ["point", "seeds", *[h for h, _ in COLUMNS]]
   out = ["Under 'reverse' in phase 3, nats/token; mean ± sd over seeds, t-test against 0 "
-         "(paired across seeds for held-out − control)."]
+         f"(paired across seeds for held-out − control). {PLACEBO_NOTE}"]
   for figure, rows in sections.items():
     out += ["", f"## {figure}", "", "| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
     for label, r in rows:
-      cells = [label, str(r["config"]["n_seeds"])]
-      cells += [fmt(paired_test(values(r, name, when), 0.0)) for name, when in [
-          ("useful", "final"), ("heldout", "final"), ("control", "final"), ("heldout_minus_control", "final"),
-          ("heldout_minus_control", "max"), ("heldout", "max")]]
+      cells = [label, str(r["config"]["n_seeds"])] + [record_cell(r, key) for _, key in COLUMNS]
       out.append("| " + " | ".join(cells) + " |")
   return "\n".join(out)
 

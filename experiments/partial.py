@@ -31,9 +31,10 @@ import numpy as np
 
 import toy
 from toy.config import make_config, producing_command, script_parser
-from toy.measure import law_record
+from toy.measure import G_COLUMNS, PLACEBO_COLUMNS, SHARED_NOTE, STUDY_COLUMNS, law_record, \
+    record_cell
 from toy.plots import save_figure
-from toy.sweep import fmt, is_stored, load_point, paired_test, run_sweep, seed_values
+from toy.sweep import is_stored, load_point, run_sweep, seed_values
 
 OUT = os.path.join("results", "partial")
 SEEDS = dict(seed=0, n_seeds=8)
@@ -65,15 +66,19 @@ STAGES = {  # stage: [(label, config)]
 }
 KNOBS = ["preset", "mix_lower_lr_scale", "mix_lower_embed", "mix_lr", "mix_steps",
          "ft_weight", "batch_size", "d_model", "password_len", "alphabet_size"]
-COLUMNS = [  # (header, summary key or law key)
+COLUMNS = [  # (header, summary key, law key or toy.measure.record_cell's G keys)
     ("held−control final", "reverse/heldout_minus_control/final"),
     ("held−control max", "reverse/heldout_minus_control/max"),
+    *PLACEBO_COLUMNS,
     ("held−chance final", "reverse/heldout/final"),
+    *STUDY_COLUMNS,
     ("useful−chance final", "reverse/useful/final"),
     ("control−chance final", "reverse/control/final"),
     ("slope useful", "law:slope/useful"), ("slope held-out", "law:slope/heldout"),
-    ("G", "law:G"), ("within-set slope useful", "law:within/useful"),
+    *G_COLUMNS, ("within-set slope useful", "law:within/useful"),
     ("within-set slope held-out", "law:within/heldout")]
+# summary.md: every column but the two law slopes
+COMPACT = [c for c in COLUMNS if c[1] not in ("law:slope/useful", "law:slope/heldout")]
 
 
 def table(labelled: list[tuple[str, dict]], knobs: bool = True,
@@ -85,10 +90,8 @@ def table(labelled: list[tuple[str, dict]], knobs: bool = True,
     cells = [label] + ([str(c[k]) for k in KNOBS] if knobs else [])
     cells += [f"{c['seed']}–{c['seed'] + c['n_seeds'] - 1}"]
     for _, key in columns:
-      v = seed_values(r, key)
-      test = paired_test(v, 0.0)
-      extra = f", {int((v > 0).sum())}/{v.size} > 0" if "control" in key and "held" in key else ""
-      cells.append(fmt(test) + extra)
+      cells.append(record_cell(r, key, count_above=key.endswith(("minus_control/final",
+                                                                  "minus_control/max"))))
     lines.append("| " + " | ".join(cells) + " |")
   return "\n".join(lines)
 
@@ -177,12 +180,11 @@ def main(argv=None):
   head = (f"Written by `{command}`. Phase 3 end, reverse prefix, nats/token relative to "
           "chance (or to the control); law slopes of centred target logits (reverse on "
           "regular); G = held-out slope / useful slope; mean ± sd over seeds, t-test against "
-          "0 (paired per seed for held-out − control).\n\n")
+          f"0 (paired per seed for held-out − control). {SHARED_NOTE}\n\n")
   full = "\n\n".join(f"### {name}\n\n{table(rs)}" for name, rs in records.items() if rs)
   with open(os.path.join(args.out, "table.md"), "w") as f:
     f.write(head + full + "\n")
-  compact = table([lr for rs in records.values() for lr in rs], knobs=False,
-                  columns=[COLUMNS[i] for i in (0, 1, 2, 3, 4, 7, 8, 9)])
+  compact = table([lr for rs in records.values() for lr in rs], knobs=False, columns=COMPACT)
   with open(os.path.join(args.out, "summary.md"), "w") as f:
     f.write(head + compact + "\n")
   print(compact)

@@ -17,7 +17,8 @@ import os
 
 import toy
 from toy.config import make_config, script_parser
-from toy.sweep import fmt, is_stored, load_point, paired_test, run_sweep, seed_values
+from toy.measure import PLACEBO_COLUMNS, PLACEBO_NOTE, STUDY_COLUMNS, record_cell
+from toy.sweep import is_stored, load_point, run_sweep
 
 OUT = os.path.join("results", "search")
 
@@ -52,16 +53,22 @@ KNOBS = ["d_model", "n_layers", "password_len", "alphabet_size", "n_neg_batches"
          "n_heldout_batches", "dpo_repeats", "mix_steps", "lr", "ft_weight", "beta"]
 
 
+COLUMNS = [  # (header, summary key), toy.measure.record_cell's
+    ("useful−chance final", "reverse/useful/final"),
+    ("held−control final", "reverse/heldout_minus_control/final"),
+    ("held−control max", "reverse/heldout_minus_control/max"),
+    *PLACEBO_COLUMNS,
+    ("held−chance final", "reverse/heldout/final"),
+    *STUDY_COLUMNS]
+
+
 def table(records: list[dict]) -> str:
-  head = KNOBS + ["seeds", "useful−chance final", "held−control final", "held−control max",
-                  "held−chance final"]
+  head = KNOBS + ["seeds"] + [h for h, _ in COLUMNS]
   lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
   for r in records:
     c = r["config"]
     cells = [str(c[k]) for k in KNOBS] + [str(c["n_seeds"])]
-    cells += [fmt(paired_test(seed_values(r, key), 0.0)) for key in [
-        "reverse/useful/final", "reverse/heldout_minus_control/final",
-        "reverse/heldout_minus_control/max", "reverse/heldout/final"]]
+    cells += [record_cell(r, key) for _, key in COLUMNS]
     lines.append("| " + " | ".join(cells) + " |")
   return "\n".join(lines)
 
@@ -84,7 +91,7 @@ def main(argv=None):
   os.makedirs(args.out, exist_ok=True)
   with open(os.path.join(args.out, "table.md"), "w") as f:
     f.write("Phase 3 end, reverse prefix, nats/token relative to chance (or to the control); "
-            "mean ± sd over seeds, t-test against 0.\n\n" + text + "\n")
+            f"mean ± sd over seeds, t-test against 0. {PLACEBO_NOTE}\n\n" + text + "\n")
   print(text)
 
 

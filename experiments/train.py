@@ -11,7 +11,7 @@ log-probs are then a softmax over the whole vocabulary, as the study's (--normal
 import toy
 from toy.config import parse_config, script_parser
 from toy.engine import train
-from toy.sweep import fmt, paired_test
+from toy.stats import fmt, paired_test
 
 
 def main(argv=None):
@@ -22,7 +22,8 @@ def main(argv=None):
   print(f"\nrun folder: {result.run_dir}")
   print("phase 3, reverse prefix, per-token log-likelihood (normalised over the "
         f"{cfg.normalize}) relative to chance ({cfg.chance:.3f}); over {cfg.n_seeds} seed(s):")
-  for key in ["useful", "heldout", "control", "heldout_minus_control"]:
+  for key in ["useful", "heldout", "control", "placebo", "heldout_minus_control",
+              "placebo_minus_control"]:
     for when in ["final", "max"]:
       values = [s[f"reverse/{key}/{when}"] for s in record["summary"]]
       print(f"  {key:>22} {when:>5}: {fmt(paired_test(values, 0.0), 4)}")

@@ -12,7 +12,8 @@ from flax import nnx
 
 from toy.config import make_config
 from toy.engine import build_model
-from toy.sweep import paired_test, point_path
+from toy.stats import fmt, paired_test
+from toy.sweep import point_path
 
 _spec = importlib.util.spec_from_file_location(
     "paper_figures", os.path.join(os.path.dirname(__file__), "..", "experiments",
@@ -101,7 +102,7 @@ def test_plot_only_draws_all_four_figures_and_tabulates_the_stored_numbers(tmp_p
   table = (out / "table.md").read_text()
   ref = stored[base]
   diff = [s["reverse/heldout_minus_control/final"] for s in ref["summary"]]
-  assert pf.fmt(paired_test(diff, 0.0)) in table  # the numbers come from the stored points
+  assert fmt(paired_test(diff, 0.0)) in table  # the numbers come from the stored points
   for name in pf.FIGURES:
     assert f"## {name}" in table
 

@@ -65,15 +65,6 @@ def test_point_id_ignores_output_location_but_not_content():
   assert sweep.point_id(a) != sweep.point_id(a.replace(seed=1))
 
 
-def test_paired_test_matches_hand_computation():
-  a, b = np.array([1.0, 2.0, 4.0]), np.array([0.5, 1.0, 2.5])
-  t = sweep.paired_test(a, b)  # diffs 0.5, 1.0, 1.5: mean 1, sd 0.5, t = 1/(0.5/sqrt 3)
-  assert t["mean"] == pytest.approx(1.0) and t["sd"] == pytest.approx(0.5)
-  assert t["t"] == pytest.approx(2 * np.sqrt(3))
-  assert 0.05 < t["p"] < 0.1
-  assert sweep.paired_test(a, 1.0)["mean"] == pytest.approx(4 / 3)
-
-
 def test_every_committed_search_point_is_still_found_under_its_name():
   """Config fields added later must not re-hash stored points (resuming would retrain them)."""
   folder = os.path.join(os.path.dirname(__file__), "..", "results", "search")

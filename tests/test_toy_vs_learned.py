@@ -70,3 +70,21 @@ def test_end_to_end_at_tiny_writes_figures_and_table(tmp_path):
   assert "learned, phase 3 lower half ×0" in table
   # the trained toy obeys its law exactly, whatever training wrote into its memory
   assert rows["toy (hand-built)"]["generalization_ratio"]["mean"] == pytest.approx(1.0, rel=1e-4)
+  assert rows["toy (hand-built)"]["G"]["defined"]
+  assert rows["toy (hand-built)"]["G"]["ratio"]["ratio"] == pytest.approx(1.0, rel=1e-4)
+  assert "placebo_vs_control_final" in rows[partial]  # a fresh run evaluates the placebo
+  # the table is rebuilt from the JSON's per-seed values, byte for byte
+  tvl.main(["--table-only", "--results", str(res)])
+  assert (res / "toy_vs_learned.md").read_text() == table
+
+
+def test_table_only_rebuilds_the_committed_table_from_its_json(tmp_path):
+  """The committed JSON was written before it kept per-seed values: its stored rows give the
+  table, G's n/a from the stored useful-slope test, the placebo rows '—'."""
+  root = os.path.join(os.path.dirname(__file__), "..", "results")
+  (tmp_path / "toy_vs_learned.json").write_bytes(
+      open(os.path.join(root, "toy_vs_learned.json"), "rb").read())
+  tvl.main(["--table-only", "--results", str(tmp_path)])
+  body = lambda text: text[text.index("Learned:"):]  # the header names the command's flags
+  assert body((tmp_path / "toy_vs_learned.md").read_text()) == body(
+      open(os.path.join(root, "toy_vs_learned.md")).read())

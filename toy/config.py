@@ -323,9 +323,11 @@ def script_parser(doc: str) -> argparse.ArgumentParser:
 
 def producing_command(script: str, argv=None) -> str:
   """The command line that regenerates a script's outputs, for the outputs' header:
-  ``--plot-only`` redraws the same numbers, so it is left out. ``argv``: None = sys.argv."""
+  ``--plot-only`` and ``--table-only`` redraw the same numbers, so they are left out.
+  ``argv``: None = sys.argv."""
   import sys
-  given = [a for a in (sys.argv[1:] if argv is None else argv) if a != "--plot-only"]
+  given = [a for a in (sys.argv[1:] if argv is None else argv)
+           if a not in ("--plot-only", "--table-only")]
   return " ".join([f"python {script}", *given])
 
 

@@ -13,6 +13,10 @@ import numpy as np
 from toy.config import Config
 
 REGULAR, REVERSE, NEUTRAL = 0, 1, 2  # offsets past the alphabet
+# The placebo set's key is folded out of the data key with this tag. Not 1: under JAX's
+# partitionable threefry, fold_in(key, i) equals split(key, n)[i], so fold_in(key, 1) would
+# be the control's own key (the placebo would be the control). ASCII "plac".
+PLACEBO_TAG = 0x706C6163
 
 
 def vocab_size(cfg: Config) -> int:
@@ -35,13 +39,20 @@ def model_inputs(cfg: Config, pw_BxL, which: int):
 
 
 def make_data(cfg: Config, key) -> dict:
-  """The fixed sets of one seed: negatives (useful first, held-out last) and the control."""
+  """The fixed sets of one seed: negatives (useful first, held-out last), the control and the
+  placebo: a second random set of the control's size, evaluated exactly like it, so that a
+  difference placebo − control shows how far two random sets differ by chance alone.
+
+  The placebo's key is folded out of ``key`` rather than split from it, so the other sets
+  are bitwise those of a run made before the placebo existed.
+  """
   k_neg, k_ctl = jax.random.split(key)
   negatives = random_passwords(cfg, k_neg, cfg.n_negatives)
   return {
       "useful": negatives[: cfg.n_useful],
       "heldout": negatives[cfg.n_useful:],
       "control": random_passwords(cfg, k_ctl, cfg.eval_size),
+      "placebo": random_passwords(cfg, jax.random.fold_in(key, PLACEBO_TAG), cfg.eval_size),
   }
 
 

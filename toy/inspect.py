@@ -98,6 +98,7 @@ from toy.engine import RunResult, _apply_fn, setup
 from toy.io import param_key
 from toy.losses import token_logps
 from toy.phases import PREFIXES, centred_at
+from toy.stats import slope_through_origin
 
 SETS = ("useful", "heldout", "control")
 LAW_SETS = ("useful", "heldout")
@@ -206,13 +207,6 @@ def attribution(result, sets=LAW_SETS) -> dict:
   return {key: {k: np.stack(v) for k, v in parts.items()} for key, parts in out.items()}
 
 
-def _slope(x, y):
-  """Least-squares slope through the origin along the last axis; nan where x is all 0."""
-  sxx = (x * x).sum(-1)
-  with np.errstate(invalid="ignore", divide="ignore"):
-    return np.where(sxx > 0, (x * y).sum(-1) / np.where(sxx > 0, sxx, 1), np.nan)
-
-
 def component_law(result, attr: dict | None = None) -> dict:
   """{component or "total": {"slope/useful", "slope/heldout", "G", "share/useful",
   "share/heldout"}}, each an array over seeds (module docstring, "The law component by
@@ -223,8 +217,8 @@ def component_law(result, attr: dict | None = None) -> dict:
     row = {}
     for s in LAW_SETS:
       x, y = attr[(s, "regular")][comp], attr[(s, "reverse")][comp]
-      row[f"slope/{s}"] = _slope(x, y)
-      row[f"share/{s}"] = _slope(attr[(s, "regular")]["total"], y)
+      row[f"slope/{s}"] = slope_through_origin(x, y)
+      row[f"share/{s}"] = slope_through_origin(attr[(s, "regular")]["total"], y)
     with np.errstate(invalid="ignore", divide="ignore"):
       row["G"] = row["slope/heldout"] / row["slope/useful"]
     out[comp] = row

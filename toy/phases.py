@@ -21,9 +21,11 @@ import numpy as np
 from toy import data as D
 from toy.config import Config
 from toy.losses import dpo_loss, token_logps
+from toy.stats import slope_through_origin
 
 PHASES = ("pretrain", "dpo", "mix")
-EVAL_SETS = ("control", "useful", "heldout")
+# The placebo last: the first three keep their place in the evaluation batch.
+EVAL_SETS = ("control", "useful", "heldout", "placebo")
 PREFIXES = {"regular": D.REGULAR, "reverse": D.REVERSE}
 # PROTOCOL.md reads phases 1-2 under "regular" and phase 3 under "reverse".
 PROTOCOL_PREFIX = {"pretrain": "regular", "dpo": "regular", "mix": "reverse"}
@@ -99,10 +101,12 @@ def reference_logps(cfg: Config, apply: Callable, ref, rest, data):
 
 def evaluate(cfg: Config, apply: Callable, params, rest, data,
              prefixes: tuple[str, ...] = tuple(PREFIXES)) -> dict:
-  """Mean per-token log-likelihood of each eval set under each prefix (one forward pass)."""
+  """Mean per-token log-likelihood of each eval set under each prefix (one forward pass).
+  Sets that ``data`` lacks (hand-built data without a placebo) are left out."""
   E = cfg.eval_size
-  sets = {"control": data["control"], "useful": data["useful"][:E], "heldout": data["heldout"][:E]}
-  names = [(p, s) for p in prefixes for s in EVAL_SETS]
+  sets = {"control": data["control"], "useful": data["useful"][:E], "heldout": data["heldout"][:E],
+          "placebo": data.get("placebo")}
+  names = [(p, s) for p in prefixes for s in EVAL_SETS if sets[s] is not None]
   per_set = password_token_logps(cfg, apply, params, rest, [sets[s] for _, s in names],
                                  [PREFIXES[p] for p, _ in names]).reshape(len(names), -1)
   return {f"eval/{p}/{s}": v for (p, s), v in zip(names, per_set.mean(-1))}
@@ -124,10 +128,6 @@ def centred_at(logits_BxTxA, targets_BxT):
   return jnp.take_along_axis(centred, targets_BxT[..., None], axis=-1)[..., 0]
 
 
-def slope_through_origin(x, y):
-  return (x * y).sum(-1) / (x * x).sum(-1)
-
-
 def evaluate_law(cfg: Config, apply: Callable, params, rest, data) -> dict:
   """Law slopes (reverse on regular centred target logit) of the first eval_size useful and
   held-out negatives, so that G can be followed over phase 3. A separate forward pass: the
@@ -145,7 +145,9 @@ def summarize(cfg: Config, history: list[dict]) -> list[dict]:
 
   Phases 1-2 are read under the regular prefix and phase 3 under the reverse prefix; every
   value is relative to chance (-log A). ``heldout_minus_control`` is the held-out uplift
-  measured against the random-password control.
+  measured against the random-password control; ``placebo_minus_control``, the same for a
+  second random set, is what that difference is when nothing was learned. Histories stored
+  before the placebo existed have no placebo keys, and their summaries none either.
   """
   # With prior episodes, only the measured (last) episode's rows are read.
   history = [r for r in history if r.get("episode", cfg.prior_episodes) == cfg.prior_episodes]
@@ -155,12 +157,14 @@ def summarize(cfg: Config, history: list[dict]) -> list[dict]:
     mix = [r for r in rows if r["phase"] == "mix"] or rows[-1:]
     dpo = [r for r in rows if r["phase"] == "dpo"] or rows[-1:]
     s = {"seed": seed, "chance": cfg.chance}
-    for name in EVAL_SETS:
+    names = [n for n in EVAL_SETS if n != "placebo" or "eval/reverse/placebo" in mix[-1]]
+    for name in names:
       series = np.array([r[f"eval/reverse/{name}"] for r in mix]) - cfg.chance
       s[f"reverse/{name}/final"], s[f"reverse/{name}/max"] = float(series[-1]), float(series.max())
       s[f"dpo_end/regular/{name}"] = dpo[-1][f"eval/regular/{name}"] - cfg.chance
-    diff = np.array([r["eval/reverse/heldout"] - r["eval/reverse/control"] for r in mix])
-    s["reverse/heldout_minus_control/final"] = float(diff[-1])
-    s["reverse/heldout_minus_control/max"] = float(diff.max())
+    for name in [n for n in ("heldout", "placebo") if n in names]:
+      diff = np.array([r[f"eval/reverse/{name}"] - r["eval/reverse/control"] for r in mix])
+      s[f"reverse/{name}_minus_control/final"] = float(diff[-1])
+      s[f"reverse/{name}_minus_control/max"] = float(diff.max())
     out.append(s)
   return out

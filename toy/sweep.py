@@ -1,4 +1,4 @@
-"""Resumable sweeps and the statistics every report in this project uses.
+"""Resumable sweeps: one stored JSON per finished config.
 
 A sweep is a list of configs. Each finished config is one JSON file, named by a hash of the
 config, written to a temporary name and renamed into place: a sweep killed at any moment
@@ -14,11 +14,11 @@ import os
 from typing import Callable
 
 import numpy as np
-from scipy import stats
 
 from toy.config import Config, role_fields
 from toy.engine import batchable, train_many
 from toy.io import write_json_atomic
+from toy.measure import record_values
 
 # Where a run is written does not change what it is.
 _NOT_IDENTITY = tuple(role_fields("not_identity"))
@@ -80,30 +80,10 @@ def is_stored(out_dir: str, cfg: Config) -> bool:
   return os.path.exists(point_path(out_dir, cfg))
 
 
-def paired_test(a, b) -> dict:
-  """Mean, sd of a-b across seeds with a paired t-test (two-sided); a 1-sample test if b is a
-  number (e.g. chance)."""
-  a = np.asarray(a, dtype=float)
-  diff = a - (np.asarray(b, dtype=float) if np.ndim(b) else float(b))
-  out = {"n": int(diff.size), "mean": float(diff.mean()),
-         "sd": float(diff.std(ddof=1)) if diff.size > 1 else float("nan")}
-  if diff.size > 1 and out["sd"] > 0:
-    t, p = stats.ttest_1samp(diff, 0.0)
-    out.update(t=float(t), p=float(p))
-  else:
-    out.update(t=float("nan"), p=float("nan"))
-  return out
-
-
-def fmt(test: dict, digits: int = 3) -> str:
-  """'mean ± sd (t=…, p=…)' for tables."""
-  return (f"{test['mean']:+.{digits}f} ± {test['sd']:.{digits}f} "
-          f"(t={test['t']:.2f}, p={test['p']:.2g})")
-
-
 def seed_values(record: dict, key: str) -> np.ndarray:
-  """A stored point's per-seed values: a summary key, or "law:<name>" for its law record
-  (``toy.measure.law_record``)."""
-  if key.startswith("law:"):
-    return np.asarray(record["law"][key[4:]], dtype=float)
-  return np.array([s[key] for s in record["summary"]])
+  """A stored point's per-seed values (``toy.measure.record_values``); KeyError where the
+  point has none."""
+  values = record_values(record, key)
+  if values is None:
+    raise KeyError(key)
+  return values
