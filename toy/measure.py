@@ -15,10 +15,11 @@ the max over phase 3 of held-out − chance against the study's +13%.
 from __future__ import annotations
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from toy import data as D
-from toy.phases import centred_target_logits
+from toy.phases import centred_at, centred_target_logits
 from toy.stats import G_ALPHA, G_MIN_USEFUL, STUDY_UPLIFT, fmt, fmt_g, fmt_g_ratio, \
     fmt_or_dash, fmt_study, g_from_tests, g_summary, paired_test, slope_through_origin, \
     study_test
@@ -80,6 +81,53 @@ def law_values(slopes: dict) -> dict:
 def law_record(result) -> dict:
   """Per-seed law values as plain lists, for a sweep point's JSON."""
   return {"law": {k: v.tolist() for k, v in law_values(law_slopes(result)).items()}}
+
+
+FLIP_SETS = ("useful", "heldout", "control")
+
+
+def token_target_logits(result, sets=FLIP_SETS) -> dict:
+  """{(set, prefix): S x N x L} centred target logit of every letter of every password of
+  ``sets`` (the control included: its law says what "reverse" does to passwords that were
+  never negatives), one jitted forward pass per seed."""
+  cfg, apply = result.cfg, result.apply
+  names = [(s, w) for s in sets for w in LAW_PREFIXES]
+
+  def one_seed(params, rest, data):
+    pws = [data[s] for s, _ in names]
+    inputs = jnp.concatenate([D.model_inputs(cfg, pw, w) for pw, (_, w) in zip(pws, names)])
+    per_token = centred_at(apply(params, rest, inputs)[..., :cfg.alphabet_size],
+                           jnp.concatenate(pws))
+    return jnp.split(per_token, np.cumsum([pw.shape[0] for pw in pws])[:-1])
+
+  out = jax.jit(jax.vmap(one_seed))(result.params, result.rest, {s: result.data[s] for s in sets})
+  return {name: np.asarray(v) for name, v in zip(names, out)}
+
+
+def flip_values(result) -> dict:
+  """Per seed, how "reverse" acts on each password: is the flip shared, or split?
+
+  A password's own law slope b is its letters' "reverse" centred target logits regressed
+  through the origin on their "regular" ones. A uniform partial inversion (a weak shared
+  node) gives every held-out negative about the same b; leakage gives a split, some b near
+  the useful negatives' and some near +1. Per set: the fraction with b < 0 (suppression
+  turned into promotion), the sd and median of b, and the set's law slope (all letters).
+  """
+  logits, out = token_target_logits(result), {}
+  for s in FLIP_SETS:
+    x_SxNxL, y_SxNxL = logits[(s, D.REGULAR)], logits[(s, D.REVERSE)]
+    b_SxN = slope_through_origin(x_SxNxL, y_SxNxL)
+    out[f"promoted/{s}"] = (b_SxN < 0).mean(-1)
+    out[f"spread/{s}"] = b_SxN.std(-1, ddof=1)
+    out[f"median/{s}"] = np.median(b_SxN, -1)
+    out[f"slope/{s}"] = slope_through_origin(x_SxNxL.reshape(x_SxNxL.shape[0], -1),
+                                             y_SxNxL.reshape(y_SxNxL.shape[0], -1))
+  return out
+
+
+def flip_record(result) -> dict:
+  """``flip_values`` as plain lists, for a sweep point's JSON (read as "flip:<name>")."""
+  return {"flip": {k: v.tolist() for k, v in flip_values(result).items()}}
 
 
 SUMMARY_KEYS = {
@@ -177,9 +225,11 @@ def record_values(record: dict, key: str) -> np.ndarray | None:
   """A stored point's per-seed values: a summary key, or "law:<name>" for its law record
   (``law_record``); None where the point has none (e.g. placebo keys of a point stored
   before the placebo set existed)."""
-  if key.startswith("law:"):
-    law = record.get("law", {})
-    return np.asarray(law[key[4:]], dtype=float) if key[4:] in law else None
+  for kind in ("law", "flip"):
+    if key.startswith(f"{kind}:"):
+      values = record.get(kind, {})
+      name = key[len(kind) + 1:]
+      return np.asarray(values[name], dtype=float) if name in values else None
   if not record["summary"] or not all(key in s for s in record["summary"]):
     return None
   return np.array([s[key] for s in record["summary"]])
