@@ -21,8 +21,11 @@ figures/acquired.png; the cost of each stage is printed before it runs.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
+
+import jax
 
 import matplotlib
 
@@ -35,7 +38,9 @@ from toy.config import make_config, producing_command, script_parser
 from toy.measure import SHARED_NOTE, flip_record, law_record, record_cell, record_values
 from toy.plots import save_figure
 from toy.stats import STUDY_UPLIFT, paired_test
-from toy.sweep import is_stored, load_point, run_sweep
+from toy.engine import train_many
+from toy.io import save_run
+from toy.sweep import is_stored, load_point, point_id, run_sweep
 
 OUT = os.path.join("results", "acquired")
 MD = os.path.join("results", "acquired.md")
@@ -88,6 +93,31 @@ SECONDS_PER_EPISODE = 240  # an 8-seed cpu episode on the 2 cores, measured (mai
 def cost_s(cfg) -> float:
   per = 20 if cfg.model == "toy" else SECONDS_PER_EPISODE
   return per * (cfg.prior_episodes + 1)
+
+
+RUNS = os.path.join("runs", "acquired")  # trained models, for inspect_acquired.py (not committed)
+
+
+def train_and_keep(group, progress=True, save=False):
+  """``train_many`` that also writes each learned point's final model, and the model at the
+  end of its last prior episode, as run folders under RUNS (``toy.inspect.load_run``)."""
+  del save
+  prior_params = []
+  results = train_many(group, progress=progress, save=False, on_phase_end=lambda phase, params:
+                       prior_params.append(params) if phase == "mix" else None)
+  start = 0
+  for cfg, result in zip(group, results):
+    rows = slice(start, start + cfg.n_seeds)
+    start += cfg.n_seeds
+    if cfg.model != "transformer":
+      continue
+    name = point_id(cfg)
+    save_run(dataclasses.replace(result, cfg=cfg.replace(out_dir=RUNS, run_name=name)))
+    if cfg.prior_episodes:
+      last_prior = jax.tree.map(lambda x: x[rows], prior_params[cfg.prior_episodes - 1])
+      save_run(dataclasses.replace(result, cfg=cfg.replace(out_dir=RUNS, run_name=f"{name}_prior"),
+                                   params=last_prior, history=[], summary=[]))
+  return results
 
 
 def record_extras(cfg, result) -> dict:
@@ -285,7 +315,8 @@ def main(argv=None):
     print(f"stage {name}: {len(todo)} of {len(all_stages[name])} points to train, about "
           f"{sum(cost_s(c) for c in todo) / 60:.0f} min on 2 cores", flush=True)
     t0 = time.perf_counter()
-    run_sweep([c for _, c in all_stages[name]], args.out, on_result=_extras)
+    run_sweep([c for _, c in all_stages[name]], args.out, on_result=_extras,
+              train_fn=train_and_keep)
     print(f"stage {name}: {time.perf_counter() - t0:.0f} s", flush=True)
   records = {name: [(label, load_point(args.out, c)) for label, c in pts
                     if is_stored(args.out, c)] for name, pts in all_stages.items()}
