@@ -5,6 +5,7 @@ import math
 import os
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -45,6 +46,9 @@ def test_prior_episode_data_is_no_run_seeds_data():
       root = jax.random.key_data(D.episode_root(seed, episode))
       assert int(root[0]) != 0  # key(s) has data [0, s]: no run seed has this root
       assert fingerprint(D.seed_data(cfg, seed, episode)) not in seen
+      # nor one of the seed's own measured-episode keys (data, init, tables, train)
+      own = np.asarray(jax.random.key_data(jnp.stack(D.seed_keys([seed]))[:, 0]))
+      assert not (own == np.asarray(root)).all(-1).any()
 
 
 def test_measured_episode_is_the_seeds_own_and_every_episode_has_its_own_reference():

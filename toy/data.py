@@ -79,21 +79,26 @@ def make_tables(cfg: Config, key) -> dict:
   }
 
 
+PRIOR_TAG = 0x5052494F  # "PRIO"; prior episode e folds in PRIOR_TAG + e (episode_root)
+
+
 def episode_root(seed: int, episode: int | None = None):
   """The root key of one episode of a run seed: ``jax.random.key(seed)`` for the measured
-  episode (None), ``fold_in(key(seed), episode + 1)`` for prior episode ``episode``.
+  episode (None), ``fold_in(key(seed), PRIOR_TAG + episode)`` for prior episode ``episode``.
 
   A run seed's root is ``key(seed)``, whose data is ``[0, seed]`` for seeds below 2**32. A
   prior episode's root is a hash of the seed and the episode whose first word is checked to
   be non-zero, so it is the root of no run seed: no prior episode ever draws the data,
-  tables or training batches of another seed's run (tests/test_episodes.py).
+  tables or training batches of another seed's run (tests/test_episodes.py). The tag is
+  large because, under partitionable threefry, fold_in(key, i) is split(key, n)[i]: a small
+  i would make the root one of the seed's own keys (i = 1: its init key).
   """
   if not 0 <= seed < 2 ** 32:
     raise ValueError(f"invalid seed={seed!r}: allowed 0 .. 2**32-1")
   key = jax.random.key(seed)
   if episode is None:
     return key
-  key = jax.random.fold_in(key, episode + 1)
+  key = jax.random.fold_in(key, PRIOR_TAG + episode)
   if int(jax.random.key_data(key)[0]) == 0:  # the root of run seed key_data[1]: refuse
     raise ValueError(f"prior episode {episode} of seed {seed} has the root key of a run seed")
   return key
