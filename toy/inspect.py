@@ -19,7 +19,9 @@ Transformer (``toy.model.Transformer``, ``toy.convert.PythiaTask``), Transformer
 Toy (``toy.mechanism.ToyMechanism``; its ``parts``)::
 
     prefix.hook_sign      B          d: +1 "regular", -1 "reverse", 0 otherwise
-    times.hook_s          B          s = a + c * d
+    times.hook_s          B          s = a + c * d (one shared times node)
+                          B x T      the sign of each position's memory row (per row, gates)
+    times.hook_gates      B x T x k  the gates each position's row mixes (gates only)
     memory.hook_keys      B x T      the trie node (exact context) each position reads
     memory.hook_readout   B x T x A  the memory row r it reads (0 for unseen contexts)
     times.hook_out        B x T x A  the times node's output s * r ("sum": s on every letter)
@@ -71,7 +73,7 @@ what each of its MLP neurons reads: neuron n's pre-activation is
 block j's ``ln2`` scale, so its read vector is P (gamma2 * W_up[:, n]). We report the max and
 the mean |cos| over neurons, beside the same for random directions (a baseline: about
 sqrt(2 / (pi D)) for the mean). The toy's streams are its scalars d (``prefix``) and s
-(``times``); it has no MLP.
+(``times``; per position where each row has its own sign); it has no MLP.
 
 Activation patching
 -------------------
@@ -234,8 +236,9 @@ def component_law(result, attr: dict | None = None) -> dict:
 def streams(model, cache: dict) -> dict:
   """{layer: B x T x D} the representations the prefix direction is read from."""
   if is_toy(model):
-    T = cache["memory.hook_keys"].shape[1]
-    return {name: jnp.broadcast_to(cache[hook][:, None, None], (cache[hook].shape[0], T, 1))
+    B, T = cache["memory.hook_keys"].shape
+    per_position = lambda v: v[..., None] if v.ndim == 2 else v[:, None, None]  # B or B x T
+    return {name: jnp.broadcast_to(per_position(cache[hook]), (B, T, 1))
             for name, hook in (("prefix", "prefix.hook_sign"), ("times", "times.hook_s"))}
   n = len(_net(model).blocks)
   return {"embed": cache["hook_embed"],
