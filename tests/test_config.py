@@ -70,7 +70,8 @@ def test_field_roles_give_the_engine_and_sweep_their_field_lists():
   assert sweep._HASHED_IF_NOT == {"eval_prefixes": "protocol", "mix_lower_lr_scale": 1.0,
                                   "mix_lower_embed": True, "mix_lr": 0.0, "mlp": "gelu",
                                   "times_node": False, "times_lr": 0.1, "init_from": "",
-                                  "normalize": "alphabet", "toy_sign": "shared"}
+                                  "normalize": "alphabet", "toy_sign": "shared",
+                                  "toy_gates": 1, "toy_gate_mix": 1}
 
 
 @pytest.mark.parametrize("script", ["train", "toy_diagram", "toy_vs_learned", "paper_figures",
