@@ -21,6 +21,7 @@ from toy import mechanism_io as MIO
 from toy.config import make_config
 from toy.data import seed_data
 from toy.engine import RunResult, _apply_fn, setup, train
+from toy.io import save_run
 from toy.plots import draw_mechanism, row_signs
 
 
@@ -343,3 +344,17 @@ def test_diagram_labels_the_gates(tmp_path):
   model = _random_weights(M.build_toy(cfg, seed_data(cfg, 0)))
   path = draw_mechanism(model, str(tmp_path / "gates.png"))
   assert os.path.getsize(path) > 10_000
+
+
+def test_a_run_folder_keeps_the_code_it_ran_with(tmp_path):
+  """A code edited by hand is not what the seed draws: the run folder stores it
+  (tables.npz) and load_run reads it back instead of redrawing."""
+  result = _stacked_gates(toy_gates=4, toy_gate_mix=2)
+  result.cfg = result.cfg.replace(out_dir=str(tmp_path))
+  edited = np.zeros_like(np.asarray(result.rest["times"]["gates"]))
+  edited[:, 1] = 3
+  result.rest = {**result.rest, "times": {**result.rest["times"], "gates": jnp.asarray(edited)}}
+  loaded = I.load_run(save_run(result))
+  np.testing.assert_array_equal(np.asarray(loaded.rest["times"]["gates"]), edited)
+  np.testing.assert_array_equal(np.asarray(loaded.params["memory"]["values"]),
+                                np.asarray(result.params["memory"]["values"]))

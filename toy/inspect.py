@@ -386,23 +386,12 @@ def _read_history(path: str) -> list[dict]:
   return rows
 
 
-def load_run(run_dir: str):
-  """A run folder written by ``toy.io.save_run`` -> a seed-stacked ``RunResult``.
-
-  The data and the model skeleton are rebuilt from config.json by ``toy.engine.setup``
-  exactly as the run built them (same seeds, ``build_model``), then every parameter is
-  filled from params.npz (the shapes and the set of names must match); history and summary
-  come from metrics.csv and summary.json when present. A toy's ``toy_weights`` is ignored
-  (params.npz holds the trained weights).
-  """
-  with open(os.path.join(run_dir, "config.json")) as f:
-    cfg = validate(Config(**json.load(f)))
-  st = setup([cfg.replace(toy_weights="")])
-  graphdef, params, rest, data = st.graphdef, st.params, st.rest, st.data
-  path = os.path.join(run_dir, "params.npz")
+def _fill(tree, path: str, run_dir: str):
+  """``tree`` with every leaf replaced by the array of the same name in the .npz at ``path``
+  (the set of names and each shape must match)."""
   with np.load(path) as stored:
     stored = dict(stored)
-  leaves, treedef = jax.tree_util.tree_flatten_with_path(params)
+  leaves, treedef = jax.tree_util.tree_flatten_with_path(tree)
   names = [param_key(p) for p, _ in leaves]
   missing = [n for n in names if n not in stored]
   extra = sorted(set(stored) - set(names))
@@ -415,7 +404,26 @@ def load_run(run_dir: str):
       raise ValueError(f"{path}: {name} has shape {stored[name].shape}, the config's model "
                        f"{leaf.shape}")
     filled.append(jnp.asarray(stored[name], leaf.dtype))
-  params = jax.tree.unflatten(treedef, filled)
+  return jax.tree.unflatten(treedef, filled)
+
+
+def load_run(run_dir: str):
+  """A run folder written by ``toy.io.save_run`` -> a seed-stacked ``RunResult``.
+
+  The data and the model skeleton are rebuilt from config.json by ``toy.engine.setup``
+  exactly as the run built them (same seeds, ``build_model``), then every parameter is
+  filled from params.npz (the shapes and the set of names must match), and the rest of the
+  state (the toy's trie and gate code) from tables.npz where the folder has one; history and
+  summary come from metrics.csv and summary.json when present. A toy's ``toy_weights`` is
+  ignored (params.npz and tables.npz hold the trained weights and the code it ran with).
+  """
+  with open(os.path.join(run_dir, "config.json")) as f:
+    cfg = validate(Config(**json.load(f)))
+  st = setup([cfg.replace(toy_weights="")])
+  graphdef, rest, data = st.graphdef, st.rest, st.data
+  params = _fill(st.params, os.path.join(run_dir, "params.npz"), run_dir)
+  if os.path.exists(os.path.join(run_dir, "tables.npz")):
+    rest = _fill(rest, os.path.join(run_dir, "tables.npz"), run_dir)
   history, summary = [], []
   if os.path.exists(os.path.join(run_dir, "metrics.csv")):
     history = _read_history(os.path.join(run_dir, "metrics.csv"))
