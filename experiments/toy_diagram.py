@@ -4,11 +4,13 @@
   python experiments/toy_diagram.py --preset tiny --toy_c 2.0 --toy_train_sign false
   python experiments/toy_diagram.py --save_weights runs/toy_weights   # then edit by hand:
   python experiments/toy_diagram.py --toy_weights runs/toy_weights --train false
+  python experiments/toy_diagram.py --preset tiny --toy_gates 16 --toy_gate_mix 2  # leakage
 
 Every Config field is a flag (``--help``); ``--model`` defaults to toy. With ``--train false``
 the toy is built (from ``--toy_weights`` if given, with any ``--toy_a/--toy_c/--toy_gain_add``
 on top) and only evaluated, so a hand edit shows up at once in the printed log-likelihoods
-and in the diagram.
+and in the diagram. With gates (``--toy_gates``) the diagram's times node says how many and
+how many per row, and how many memory rows "reverse" flips.
 """
 import jax
 import numpy as np
@@ -21,7 +23,7 @@ from toy.engine import evaluate_seeds, train
 from toy.mechanism import build_toy
 from toy.mechanism_io import save_weights
 from toy.phases import EVAL_SETS, PREFIXES
-from toy.plots import draw_mechanism
+from toy.plots import draw_mechanism, gate_label
 
 
 def evaluate_one(cfg, model, data) -> dict:
@@ -62,7 +64,10 @@ def main(argv=None):
     print(f"  {prefix:>8}: " + "  ".join(f"{n} {v:+.3f}" for n, v in zip(EVAL_SETS, values)))
   uplift = evals["eval/reverse/heldout"] - evals["eval/reverse/control"]
   print(f"  reverse held-out minus control: {uplift:+.3f}")
-  print("  scalars:", model.scalars())
+  if model.times.a[...].ndim:  # a and c are vectors: the weights folder has them as .npy
+    print("  scalars:", model.other_scalars(), "| times node:", gate_label(model))
+  else:
+    print("  scalars:", model.scalars())
   if args.save_weights:
     save_weights(model, args.save_weights, saved_with={"preset": cfg.preset, "seed": seed})
     print(f"weights: {args.save_weights}")

@@ -72,7 +72,8 @@ def test_field_roles_give_the_engine_and_sweep_their_field_lists():
                                   "mix_lower_embed": True, "mix_lr": 0.0, "mlp": "gelu",
                                   "times_node": False, "times_lr": 0.1, "init_from": "",
                                   "normalize": "alphabet", "toy_sign": "shared",
-                                  "prior_episodes": 0, "prior_mix_lower_lr_scale": 0.0}
+                                  "prior_episodes": 0, "prior_mix_lower_lr_scale": 0.0,
+                                  "toy_gates": 1, "toy_gate_mix": 1}
 
 
 @pytest.mark.parametrize("script", ["train", "toy_diagram", "toy_vs_learned", "paper_figures",

@@ -108,6 +108,13 @@ class Config:
   # "shared": one times node for every memory row (the toy); "per_row": each row (context)
   # its own a and c, so that what phase 3 learns for one row says nothing about another's
   toy_sign: str = _f("shared", hash_default=True)
+  # The study author's "leakage" (PROTOCOL, "The author's leakage, as gates"): the times node
+  # as toy_gates gates, each memory row's sign a mix of toy_gate_mix of them chosen at random
+  # (toy.mechanism.Times). 1 and 1: the toy. toy_gates=0: one gate per memory row, which is
+  # toy_sign="per_row". toy_gates may exceed the number of memory rows (then some gates are
+  # read by no row and never train). Not host fields: they set the shapes of the times node.
+  toy_gates: int = _f(1, hash_default=True)
+  toy_gate_mix: int = _f(1, hash_default=True)
   # a folder written by toy.mechanism_io.save_weights, loaded before phase 1
   toy_weights: str = _f("", host="")
   # --- run ---
@@ -256,6 +263,21 @@ def validate(cfg: Config) -> Config:
   for field in ["toy_a", "toy_c", "toy_gain_add"]:
     if not math.isfinite(getattr(cfg, field)):
       raise _err(field, "a finite number", getattr(cfg, field))
+  if cfg.toy_gates < 0:
+    raise _err("toy_gates", "an integer >= 0 (0: one gate per memory row)", cfg.toy_gates)
+  if cfg.toy_gates == 0 and cfg.toy_gate_mix != 1:
+    raise _err("toy_gate_mix", "1 with toy_gates=0 (each row has its own gate)",
+               cfg.toy_gate_mix)
+  if not 1 <= cfg.toy_gate_mix <= max(cfg.toy_gates, 1):
+    raise _err("toy_gate_mix", f"1 .. toy_gates={cfg.toy_gates} (distinct gates per row)",
+               cfg.toy_gate_mix)
+  if (cfg.toy_gates, cfg.toy_gate_mix) != (1, 1) and cfg.model != "toy":
+    raise _err("toy_gates", "1 (and toy_gate_mix 1) unless model='toy' (the toy's gates)",
+               cfg.toy_gates)
+  # A per-row sign is already one gate per row (toy_gates=0); the two would not compose.
+  if (cfg.toy_gates, cfg.toy_gate_mix) != (1, 1) and cfg.toy_sign != "shared":
+    raise _err("toy_gates", "1 (and toy_gate_mix 1) with toy_sign='per_row' (that is "
+               "toy_gates=0 with toy_sign='shared')", cfg.toy_gates)
   if cfg.model == "toy" and cfg.init_from:
     raise _err("init_from", "'' for model='toy' (a checkpoint is a transformer)", cfg.init_from)
   if cfg.init_from and (cfg.mlp != "gelu" or cfg.times_node):

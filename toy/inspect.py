@@ -19,7 +19,9 @@ Transformer (``toy.model.Transformer``, ``toy.convert.PythiaTask``), Transformer
 Toy (``toy.mechanism.ToyMechanism``; its ``parts``)::
 
     prefix.hook_sign      B          d: +1 "regular", -1 "reverse", 0 otherwise
-    times.hook_s          B          s = a + c * d
+    times.hook_s          B          s = a + c * d (one shared times node)
+                          B x T      the sign of each position's memory row (per row, gates)
+    times.hook_gates      B x T x k  the gates each position's row mixes (gates only)
     memory.hook_keys      B x T      the trie node (exact context) each position reads
     memory.hook_readout   B x T x A  the memory row r it reads (0 for unseen contexts)
     times.hook_out        B x T x A  the times node's output s * r ("sum": s on every letter)
@@ -71,7 +73,7 @@ what each of its MLP neurons reads: neuron n's pre-activation is
 block j's ``ln2`` scale, so its read vector is P (gamma2 * W_up[:, n]). We report the max and
 the mean |cos| over neurons, beside the same for random directions (a baseline: about
 sqrt(2 / (pi D)) for the mean). The toy's streams are its scalars d (``prefix``) and s
-(``times``); it has no MLP.
+(``times``; per position where each row has its own sign); it has no MLP.
 
 Activation patching
 -------------------
@@ -81,10 +83,21 @@ substituted (``ablate={component: array}``), on the useful and held-out negative
 control. Reported: the change, patched minus clean target run, in (held-out - control) and
 (useful - control) mean per-token log-likelihood. Patching a component with its own output
 changes nothing (tested).
+
+Grafting
+--------
+``graft(a, b, paths)``: run ``a`` with the parameter subtrees under ``paths`` taken from run
+``b`` (the same model), seed by seed; ``upper_half(result)`` names the half PROTOCOL's phase 2
+freezes (the blocks n_layers // 2 and above, the final LayerNorm, the unembedding), so
+``graft(a, b, upper_half(a))`` is a's embedding and lower half under b's upper half.
+``episode_data(cfg, e)`` rebuilds the fixed sets a run's rows saw in prior episode ``e``
+(None: the measured one), stacked as ``RunResult.data``; ``evaluate_run`` is
+``toy.phases.evaluate`` of every seed (both prefixes).
 """
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import os
 
@@ -94,8 +107,8 @@ import numpy as np
 
 from toy import data as D
 from toy.config import Config, validate
-from toy.engine import RunResult, _apply_fn, setup
-from toy.io import param_key
+from toy.engine import RunResult, _apply_fn, compile_key, evaluate_seeds, setup
+from toy.io import param_key, path_names
 from toy.losses import token_logps
 from toy.phases import PREFIXES, centred_at
 from toy.stats import slope_through_origin
@@ -228,8 +241,9 @@ def component_law(result, attr: dict | None = None) -> dict:
 def streams(model, cache: dict) -> dict:
   """{layer: B x T x D} the representations the prefix direction is read from."""
   if is_toy(model):
-    T = cache["memory.hook_keys"].shape[1]
-    return {name: jnp.broadcast_to(cache[hook][:, None, None], (cache[hook].shape[0], T, 1))
+    B, T = cache["memory.hook_keys"].shape
+    per_position = lambda v: v[..., None] if v.ndim == 2 else v[:, None, None]  # B or B x T
+    return {name: jnp.broadcast_to(per_position(cache[hook]), (B, T, 1))
             for name, hook in (("prefix", "prefix.hook_sign"), ("times", "times.hook_s"))}
   n = len(_net(model).blocks)
   return {"embed": cache["hook_embed"],
@@ -360,6 +374,57 @@ def patching(result, components=None, directions=DIRECTIONS) -> dict:
   return out
 
 
+# ----------------------------------------------------------------------------- grafting
+
+def upper_half(result) -> list[tuple]:
+  """Path prefixes of the transformer's upper half, what PROTOCOL's phase 2 freezes: the
+  blocks n_layers // 2 .. n_layers - 1, the final LayerNorm and the unembedding."""
+  n = result.cfg.n_layers
+  return [("blocks", i) for i in range(n // 2, n)] + [("final_ln",), ("unembed",)]
+
+
+def graft(a, b, prefix_paths) -> RunResult:
+  """``a`` with every parameter under one of ``prefix_paths`` (tuples of names, e.g.
+  ``("blocks", 2)`` or ``("unembed",)``) taken from ``b``, seed by seed; everything else
+  (config, data, the other parameters) is a's. The two must hold the same model (same tree,
+  same shapes, same number of seeds), and every prefix must name at least one parameter.
+  The result has no history, summary or run folder of its own."""
+  if jax.tree.structure(a.params) != jax.tree.structure(b.params):
+    raise ValueError("graft: the two runs hold different models (parameter trees differ)")
+  prefixes = [tuple(map(str, p)) for p in prefix_paths]
+  used = set()
+
+  def pick(path, x, y):
+    names = tuple(map(str, path_names(path)))
+    if np.shape(x) != np.shape(y):
+      raise ValueError(f"graft: {'/'.join(names)} has shape {np.shape(x)} in a, "
+                       f"{np.shape(y)} in b")
+    hits = [p for p in prefixes if names[:len(p)] == p]
+    used.update(hits)
+    return y if hits else x
+
+  params = jax.tree_util.tree_map_with_path(pick, a.params, b.params)
+  unused = [p for p in prefixes if p not in used]
+  if unused:
+    raise ValueError(f"graft: no parameter under {['/'.join(p) for p in unused]}")
+  return dataclasses.replace(a, params=params, history=[], summary=[], run_dir=None)
+
+
+def episode_data(cfg: Config, episode: int | None = None) -> dict:
+  """The fixed sets of every seed of ``cfg`` in prior episode ``episode`` (None: the measured
+  one), as jnp arrays with a leading seed axis, like ``RunResult.data``."""
+  per_seed = [D.seed_data(cfg, s, episode) for s in cfg.seeds]
+  return {k: jnp.stack([jnp.asarray(d[k]) for d in per_seed]) for k in per_seed[0]}
+
+
+def evaluate_run(result) -> dict:
+  """{"eval/{prefix}/{set}": S}: ``toy.phases.evaluate`` of every seed on ``result.data``,
+  mean per-token log-likelihood under both prefixes."""
+  out = evaluate_seeds(result.params, result.rest, result.data, cfg=compile_key(result.cfg),
+                       graphdef=result.graphdef)
+  return {k: np.asarray(v) for k, v in out.items()}
+
+
 # ----------------------------------------------------------------------------- saved runs
 
 def _read_history(path: str) -> list[dict]:
@@ -377,23 +442,12 @@ def _read_history(path: str) -> list[dict]:
   return rows
 
 
-def load_run(run_dir: str):
-  """A run folder written by ``toy.io.save_run`` -> a seed-stacked ``RunResult``.
-
-  The data and the model skeleton are rebuilt from config.json by ``toy.engine.setup``
-  exactly as the run built them (same seeds, ``build_model``), then every parameter is
-  filled from params.npz (the shapes and the set of names must match); history and summary
-  come from metrics.csv and summary.json when present. A toy's ``toy_weights`` is ignored
-  (params.npz holds the trained weights).
-  """
-  with open(os.path.join(run_dir, "config.json")) as f:
-    cfg = validate(Config(**json.load(f)))
-  st = setup([cfg.replace(toy_weights="")])
-  graphdef, params, rest, data = st.graphdef, st.params, st.rest, st.data
-  path = os.path.join(run_dir, "params.npz")
+def _fill(tree, path: str, run_dir: str):
+  """``tree`` with every leaf replaced by the array of the same name in the .npz at ``path``
+  (the set of names and each shape must match)."""
   with np.load(path) as stored:
     stored = dict(stored)
-  leaves, treedef = jax.tree_util.tree_flatten_with_path(params)
+  leaves, treedef = jax.tree_util.tree_flatten_with_path(tree)
   names = [param_key(p) for p, _ in leaves]
   missing = [n for n in names if n not in stored]
   extra = sorted(set(stored) - set(names))
@@ -406,7 +460,26 @@ def load_run(run_dir: str):
       raise ValueError(f"{path}: {name} has shape {stored[name].shape}, the config's model "
                        f"{leaf.shape}")
     filled.append(jnp.asarray(stored[name], leaf.dtype))
-  params = jax.tree.unflatten(treedef, filled)
+  return jax.tree.unflatten(treedef, filled)
+
+
+def load_run(run_dir: str):
+  """A run folder written by ``toy.io.save_run`` -> a seed-stacked ``RunResult``.
+
+  The data and the model skeleton are rebuilt from config.json by ``toy.engine.setup``
+  exactly as the run built them (same seeds, ``build_model``), then every parameter is
+  filled from params.npz (the shapes and the set of names must match), and the rest of the
+  state (the toy's trie and gate code) from tables.npz where the folder has one; history and
+  summary come from metrics.csv and summary.json when present. A toy's ``toy_weights`` is
+  ignored (params.npz and tables.npz hold the trained weights and the code it ran with).
+  """
+  with open(os.path.join(run_dir, "config.json")) as f:
+    cfg = validate(Config(**json.load(f)))
+  st = setup([cfg.replace(toy_weights="")])
+  graphdef, rest, data = st.graphdef, st.rest, st.data
+  params = _fill(st.params, os.path.join(run_dir, "params.npz"), run_dir)
+  if os.path.exists(os.path.join(run_dir, "tables.npz")):
+    rest = _fill(rest, os.path.join(run_dir, "tables.npz"), run_dir)
   history, summary = [], []
   if os.path.exists(os.path.join(run_dir, "metrics.csv")):
     history = _read_history(os.path.join(run_dir, "metrics.csv"))

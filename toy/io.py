@@ -35,7 +35,9 @@ def default_run_name(cfg: Config) -> str:
 
 def save_run(result) -> str:
   """Writes config.json, metrics.csv, summary.json, params.npz of a ``toy.engine.RunResult``
-  into ``cfg.out_dir/<run name>``; all-or-nothing via rename. Returns the folder."""
+  into ``cfg.out_dir/<run name>``, and tables.npz where the model has state that is not a
+  parameter (the toy's trie and gate code: a code loaded from an edited weights folder
+  cannot be rebuilt from the config); all-or-nothing via rename. Returns the folder."""
   cfg = result.cfg
   final = os.path.join(cfg.out_dir, default_run_name(cfg))
   os.makedirs(cfg.out_dir, exist_ok=True)
@@ -49,6 +51,10 @@ def save_run(result) -> str:
     flat = {param_key(p): np.asarray(v)
             for p, v in jax.tree_util.tree_flatten_with_path(result.params)[0]}
     np.savez(os.path.join(tmp, "params.npz"), **flat)
+    tables = {param_key(p): np.asarray(v)
+              for p, v in jax.tree_util.tree_flatten_with_path(result.rest)[0]}
+    if tables:
+      np.savez(os.path.join(tmp, "tables.npz"), **tables)
     if os.path.exists(final):
       shutil.rmtree(final)
     os.replace(tmp, final)

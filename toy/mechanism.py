@@ -7,6 +7,9 @@ learned transformer). Its parts, each a parameter a reader can find and set by h
     toy.memory.values      Param (N, A)    one value vector over the alphabet per key (context)
     toy.memory.children    Table (N, A)    the trie that turns a context into a key (not trained)
     toy.times.a, times.c   Param ()        the sign s(prefix) = a + c * d(prefix)
+                           or (m,)         one a, c per gate (per row: m = N)
+    toy.times.gates        Table (N, k)    the gates each memory row mixes ("gated" only)
+    toy.times.gate_weights Table (N, k)    their weights, 1/k each ("gated" only)
     toy.additive.gain      Param ()        the memory path that bypasses the sign (a hand dial)
 
 Forward pass, for tokens ``[prefix, p_1 .. p_{T-1}]`` (position t predicts p_{t+1})::
@@ -20,7 +23,9 @@ Forward pass, for tokens ``[prefix, p_1 .. p_{T-1}]`` (position t predicts p_{t+
 So under "times" the memory's contribution obeys one law for every context, useful or
 held-out: contribution(reverse) = (a-c+g)/(a+c+g) * contribution(regular) (``law_ratio``).
 With ``toy_sign="per_row"`` (a rung of README's ladder) a and c are one per memory row, and
-each row obeys its own law, (a[k]-c[k]+g)/(a[k]+c[k]+g).
+each row obeys its own law, (a[k]-c[k]+g)/(a[k]+c[k]+g). With ``toy_gates`` (the study
+author's "leakage", PROTOCOL) the times node is m gates and row k's sign is a fixed mix of
+k of them: s_k = sum_j gate_weights[k, j] * (a[g] + c[g] * d), g = gates[k, j].
 Why the keys, the defaults (a = 1, c = 0, gain = 0), the freezing and the sum ablation are
 what they are: README.md, "The idealized toy mechanism". Weight files: ``toy.mechanism_io``;
 the diagram: ``toy.plots.draw_mechanism``; ``numpy_apply`` is a NumPy reference.
@@ -30,6 +35,7 @@ from __future__ import annotations
 import math
 import os
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
@@ -39,6 +45,7 @@ from toy.config import Config
 from toy.model import intervene
 
 NULL, ROOT = 0, 1  # the trie's two fixed nodes
+SIGN_FIELDS = ("toy_sign", "toy_gates", "toy_gate_mix")  # the Config fields that shape Times
 PREFIX_NAMES = {"regular": D.REGULAR, "reverse": D.REVERSE, "neutral": D.NEUTRAL}
 
 
@@ -147,21 +154,76 @@ class Times(nnx.Module):
   """The times node's sign, s(prefix) = a + c * d(prefix).
 
   Shared (the toy): a and c are scalars, one sign for every memory row. Per row
-  (``n_rows``, ``toy_sign="per_row"``): a and c are vectors, row k's readout is multiplied by
+  (``shape=(n_rows,)``, ``toy_sign="per_row"``): row k's readout is multiplied by
   a[k] + c[k] * d, and phase 3 can only learn the signs of rows the useful negatives visit.
+  Gated (``code``, ``toy_gates``): a and c are one per gate, and row k's sign is the mix
+  sum_j w[k, j] * (a[g] + c[g] * d), g = gates[k, j], w = gate_weights. Rows that share a
+  gate share what phase 3 learns for it; that is how a flip reaches held-out rows.
+
+  The code is sparse, k gate indices and weights per row, not an (n_rows, m) matrix: at the
+  cpu preset with m = 16384 gates a dense code would be 4482 x 16384 floats (290 MB) per
+  seed. Both are Tables: never trained, stored in the weights folder, editable by hand.
   """
 
-  def __init__(self, a: float, c: float, n_rows: int | None = None):
-    shape = () if n_rows is None else (n_rows,)
-    self.a = nnx.Param(jnp.full(shape, a, jnp.float32))
-    self.c = nnx.Param(jnp.full(shape, c, jnp.float32))
+  def __init__(self, a, c, shape: tuple = (), code: tuple | None = None):
+    self.a = nnx.Param(jnp.broadcast_to(jnp.asarray(a, jnp.float32), shape))
+    self.c = nnx.Param(jnp.broadcast_to(jnp.asarray(c, jnp.float32), shape))
+    self.gated = code is not None
+    if self.gated:
+      gates_NxK, weights_NxK = code
+      self.gates = Table(jnp.asarray(gates_NxK, jnp.int32))
+      self.gate_weights = Table(jnp.asarray(weights_NxK, jnp.float32))
 
-  def sign(self, d_B, key_BxT):
-    """B (shared) or B x T (per row, at each position's key)."""
+  def sign(self, d_B, key_BxT, hooks=None):
+    """B (shared) or B x T (per row or gated, at each position's key)."""
     a, c = self.a[...], self.c[...]
     if a.ndim == 0:
       return a + c * d_B
-    return a[key_BxT] + c[key_BxT] * d_B[:, None]
+    if not self.gated:
+      return a[key_BxT] + c[key_BxT] * d_B[:, None]
+    gate_BxTxK = self.gates[...][key_BxT]
+    if hooks is not None:
+      hooks["times.hook_gates"] = gate_BxTxK
+    gate_s_BxTxK = a[gate_BxTxK] + c[gate_BxTxK] * d_B[:, None, None]
+    return (self.gate_weights[...][key_BxT] * gate_s_BxTxK).sum(-1)
+
+
+def sign_shape(cfg: Config) -> tuple:
+  """The shape of the times node's a and c: () shared, (n_rows,) per row, (m,) gated."""
+  if cfg.toy_sign == "per_row":
+    return (n_nodes(cfg),)
+  if is_gated(cfg):
+    return (n_gates(cfg),)
+  return ()
+
+
+def is_gated(cfg: Config) -> bool:
+  """Whether the times node is gates with a code (toy_gates, toy_gate_mix) != (1, 1); the
+  default keeps the toy's scalar path, so that its runs stay bitwise what they were."""
+  return (cfg.toy_gates, cfg.toy_gate_mix) != (1, 1)
+
+
+def n_gates(cfg: Config) -> int:
+  """m: toy_gates, or one per memory row when it is 0."""
+  return cfg.toy_gates or n_nodes(cfg)
+
+
+def gate_code(cfg: Config, n_rows: int, rngs: nnx.Rngs) -> tuple[np.ndarray, np.ndarray]:
+  """(gates, gate_weights), each n_rows x k: row i mixes k distinct gates drawn uniformly at
+  random (from ``rngs.params()``), weight 1/k each, so that every row's sign starts at the
+  toy's a + c*d. toy_gates=0: row i has gate i alone (one gate per row)."""
+  k = cfg.toy_gate_mix
+  if cfg.toy_gates == 0:
+    return np.arange(n_rows, dtype=np.int32)[:, None], np.ones((n_rows, 1), np.float32)
+  m = cfg.toy_gates
+  # NumPy, seeded from the key: choosing k of m without replacement row by row is a few
+  # microseconds a row, where JAX's choice would permute all m gates for every row.
+  rng = np.random.default_rng(np.asarray(jax.random.bits(rngs.params(), (4,), jnp.uint32)))
+  if k == 1:
+    gates = rng.integers(0, m, (n_rows, 1))
+  else:
+    gates = np.stack([rng.choice(m, k, replace=False) for _ in range(n_rows)])
+  return gates.astype(np.int32), np.full((n_rows, k), 1.0 / k, np.float32)
 
 
 class Additive(nnx.Module):
@@ -174,12 +236,18 @@ class Additive(nnx.Module):
 class ToyMechanism(nnx.Module):
   """prefix direction -> times node x memory readout (+ additive path) -> logits."""
 
-  def __init__(self, cfg: Config, children: np.ndarray, a: float, c: float, gain_add: float):
+  def __init__(self, cfg: Config, children: np.ndarray, a, c, gain_add: float,
+               code: tuple | None = None):
+    """a, c: numbers, or arrays of ``sign_shape(cfg)``; ``code``: (gates, gate_weights) of
+    a gated times node (``gate_code``), whose a and c then have one entry per gate."""
     self.alphabet_size, self.vocab_size = cfg.alphabet_size, D.vocab_size(cfg)
     self.combine, self.train_sign = cfg.toy_combine, cfg.toy_train_sign
+    # what the weights folder records, so that it is loaded only into the same times node
+    self.sign_kind = tuple((field, getattr(cfg, field)) for field in SIGN_FIELDS)
     self.prefix = PrefixDirection(cfg)
     self.memory = Memory(cfg, children)
-    self.times = Times(a, c, children.shape[0] if cfg.toy_sign == "per_row" else None)
+    shape = np.shape(a) if code is not None else sign_shape(cfg)
+    self.times = Times(a, c, shape, code)
     self.additive = Additive(gain_add)
 
   # The paths whose sum is the letters' logits, and the hook that records each one's output.
@@ -198,7 +266,8 @@ class ToyMechanism(nnx.Module):
 
     ``hooks`` (a dict) receives them under stable names: prefix.hook_sign (d), times.hook_s
     (s), memory.hook_keys, memory.hook_readout, times.hook_out, memory.hook_out ("sum" only),
-    additive.hook_out (s is B x T with one sign per row). ``ablate`` intervenes as in
+    additive.hook_out (s is B x T with one sign per row or gates), and with gates
+    times.hook_gates (B x T x k, the gates each position mixes). ``ablate`` intervenes as in
     ``toy.model.intervene`` on "prefix" (d), "memory" (the readout, before the paths read it;
     under "sum" that is also the memory path's output), "times" and "additive" (those paths'
     outputs); the hooks record the values after the intervention.
@@ -206,7 +275,7 @@ class ToyMechanism(nnx.Module):
     ablate = ablate or {}
     d_B = intervene(self.prefix(tokens_BxT[:, 0]), ablate.get("prefix"))
     keys = self.memory.keys(tokens_BxT)
-    p = {"d": d_B, "s": self.times.sign(d_B, keys), "keys": keys,
+    p = {"d": d_B, "s": self.times.sign(d_B, keys, hooks), "keys": keys,
          "readout": intervene(self.memory(tokens_BxT), ablate.get("memory"))}
     s_Bx1x1 = p["s"][:, None, None] if p["s"].ndim == 1 else p["s"][..., None]  # or B x T x 1
     r_BxTxA, g = p["readout"], self.additive.gain[...]
@@ -264,11 +333,17 @@ class ToyMechanism(nnx.Module):
   def scalars(self) -> dict:
     """The named scalars as Python floats (what scalars.json holds)."""
     if self.times.a[...].ndim:
-      raise ValueError("toy_sign='per_row': a and c are one per memory row, not the scalars "
-                       "that scalars.json holds; read model.times.a / model.times.c instead")
-    direction = np.asarray(self.prefix.direction[...])
+      what = "gate" if self.times.gated else "memory row (toy_sign='per_row')"
+      raise ValueError(f"a and c are one per {what}, not the scalars that scalars.json "
+                       "holds; read model.times.a / model.times.c (or other_scalars())")
     return {"a": float(self.times.a[...]), "c": float(self.times.c[...]),
-            "gain_add": float(self.additive.gain[...]),
+            **self.other_scalars()}
+
+  def other_scalars(self) -> dict:
+    """The scalars other than a and c (gain_add, the direction): what scalars.json holds
+    when a and c are vectors (per row or gated)."""
+    direction = np.asarray(self.prefix.direction[...])
+    return {"gain_add": float(self.additive.gain[...]),
             "direction": {name: float(direction[self.alphabet_size + off])
                           for name, off in PREFIX_NAMES.items()}}
 
@@ -278,17 +353,26 @@ def build_toy(cfg: Config, data: dict, rngs: nnx.Rngs | None = None) -> ToyMecha
 
   With ``cfg.toy_weights`` set, starts from that folder (``toy.mechanism_io``); a named
   scalar given in the config with a value other than Config's default (toy_a=1, toy_c=0,
-  toy_gain_add=0) then overrides the file's, so ``--toy_c 2.0`` works with or without a file.
+  toy_gain_add=0) then overrides the file's (every entry of a vector a or c), so
+  ``--toy_c 2.0`` works with or without a file. Only a gated times node is random (its
+  code, ``gate_code``, from ``rngs``; None: the key the engine gives seed ``cfg.seed``); a
+  weights folder supplies its own code.
   """
-  del rngs  # nothing is random: the memory starts at zero, the scalars are hand-set
   # Prior episodes' negatives first: one memory holds every episode's, and the times node
   # that phase 3 of a prior episode learned is the one the measured episode starts from.
   negatives = np.concatenate([np.asarray(data.get("prior_negatives", data["useful"][:0])),
                               np.asarray(data["useful"]), np.asarray(data["heldout"])])
   children, _ = build_trie(negatives, cfg.alphabet_size, n_nodes(cfg))
-  scalars = {"a": cfg.toy_a, "c": cfg.toy_c, "gain_add": cfg.toy_gain_add}
+  shape = sign_shape(cfg)
+  scalars = {"a": np.full(shape, cfg.toy_a, np.float32) if shape else cfg.toy_a,
+             "c": np.full(shape, cfg.toy_c, np.float32) if shape else cfg.toy_c,
+             "gain_add": cfg.toy_gain_add}
   if not cfg.toy_weights:
-    return ToyMechanism(cfg, children, **scalars)
+    code = None
+    if is_gated(cfg):
+      rngs = nnx.Rngs(D.seed_keys([cfg.seed])[1][0]) if rngs is None else rngs
+      code = gate_code(cfg, children.shape[0], rngs)
+    return ToyMechanism(cfg, children, **scalars, code=code)
   from toy.mechanism_io import CHILDREN_FILE, load_weights  # imported here: it imports this module
   loaded = load_weights(cfg.toy_weights, cfg)
   if not np.array_equal(loaded["children"], children):
@@ -301,7 +385,8 @@ def build_toy(cfg: Config, data: dict, rngs: nnx.Rngs | None = None) -> ToyMecha
   for name, field in (("a", "toy_a"), ("c", "toy_c"), ("gain_add", "toy_gain_add")):
     if getattr(cfg, field) == getattr(defaults, field):
       scalars[name] = loaded[name]  # the file's value unless the config overrides it
-  model = ToyMechanism(cfg, children, **scalars)
+  code = (loaded["gates"], loaded["gate_weights"]) if is_gated(cfg) else None
+  model = ToyMechanism(cfg, children, **scalars, code=code)
   model.memory.values[...] = jnp.asarray(loaded["memory"])
   direction = np.asarray(model.prefix.direction[...]).copy()
   for name, off in PREFIX_NAMES.items():
@@ -313,11 +398,13 @@ def build_toy(cfg: Config, data: dict, rngs: nnx.Rngs | None = None) -> ToyMecha
 # ----------------------------------------------------------------------------- NumPy reference
 
 def numpy_apply(scalars: dict, memory: np.ndarray, children: np.ndarray, tokens_BxT,
-                combine: str = "times") -> np.ndarray:
+                combine: str = "times", code: tuple | None = None) -> np.ndarray:
   """The toy's forward pass in plain NumPy (float64), for checking the JAX one.
 
   ``scalars``: a, c, gain_add and "direction" (a dict regular/reverse/neutral -> value, as
-  in scalars.json). Returns logits B x T x (A + 3), the prefix tokens' logits 0.
+  in scalars.json); a and c may be vectors, one per memory row (per row) or, with ``code``
+  = (gates, gate_weights), one per gate. Returns logits B x T x (A + 3), the prefix tokens'
+  logits 0.
   """
   memory, children = np.asarray(memory, np.float64), np.asarray(children)
   tokens_BxT = np.asarray(tokens_BxT)
@@ -326,7 +413,6 @@ def numpy_apply(scalars: dict, memory: np.ndarray, children: np.ndarray, tokens_
   for name, off in PREFIX_NAMES.items():
     direction[A + off] = scalars["direction"][name]
   d_B = direction[tokens_BxT[:, 0]]
-  s_B = scalars["a"] + scalars["c"] * d_B
   keys_BxT = np.ones(tokens_BxT.shape, np.int64)  # position 0: root
   for b in range(tokens_BxT.shape[0]):
     node = ROOT
@@ -334,12 +420,25 @@ def numpy_apply(scalars: dict, memory: np.ndarray, children: np.ndarray, tokens_
       letter = tokens_BxT[b, t]
       node = children[node, letter] if 0 <= letter < A else NULL
       keys_BxT[b, t] = node
+  a, c = np.asarray(scalars["a"], np.float64), np.asarray(scalars["c"], np.float64)
+  s_BxT = np.zeros(tokens_BxT.shape)
+  for b in range(tokens_BxT.shape[0]):
+    for t in range(tokens_BxT.shape[1]):
+      row = keys_BxT[b, t]
+      if a.ndim == 0:
+        s_BxT[b, t] = a + c * d_B[b]
+      elif code is None:
+        s_BxT[b, t] = a[row] + c[row] * d_B[b]
+      else:
+        gates, weights = code
+        s_BxT[b, t] = sum(float(w) * (a[g] + c[g] * d_B[b])
+                          for g, w in zip(gates[row], weights[row]))
   r_BxTxA = memory[keys_BxT] * (keys_BxT != NULL)[..., None]
   g = scalars["gain_add"]
   if combine == "times":
-    letters = s_B[:, None, None] * r_BxTxA + g * r_BxTxA
+    letters = s_BxT[..., None] * r_BxTxA + g * r_BxTxA
   elif combine == "sum":
-    letters = s_B[:, None, None] + r_BxTxA + g * r_BxTxA
+    letters = s_BxT[..., None] + r_BxTxA + g * r_BxTxA
   else:
     raise ValueError(f"invalid combine={combine!r}: allowed one of ['times', 'sum']")
   return np.concatenate([letters, np.zeros(letters.shape[:-1] + (3,))], axis=-1)

@@ -1,8 +1,12 @@
 """The toy's weights as files a person can read and edit, and their checked loading.
 
-``save_weights`` writes ``scalars.json`` (a, c, gain_add, the prefix direction),
-``memory.npy`` (values), ``children.npy`` (the trie) and ``contexts.txt`` (which context each
-memory row holds, for reading only). ``load_weights`` checks them and names what is wrong;
+``save_weights`` writes ``scalars.json`` (a, c, gain_add, the prefix direction, and which
+times node it is: toy_sign, toy_gates, toy_gate_mix), ``memory.npy`` (values),
+``children.npy`` (the trie) and ``contexts.txt`` (which context each memory row holds, for
+reading only). Where a and c are vectors (one per memory row, or one per gate) they are
+``times_a.npy`` and ``times_c.npy`` instead of entries of scalars.json, and a gated times
+node adds its code: ``gates.npy`` and ``gate_weights.npy`` (n_nodes x k: the gates each
+memory row mixes, and their weights). ``load_weights`` checks them and names what is wrong;
 ``cfg.toy_weights = folder`` makes ``toy.mechanism.build_toy`` start from such a folder.
 """
 from __future__ import annotations
@@ -14,15 +18,22 @@ import os
 import numpy as np
 
 from toy.config import Config
-from toy.mechanism import NULL, PREFIX_NAMES, ToyMechanism, n_nodes, trie_contexts
+from toy.mechanism import (NULL, PREFIX_NAMES, SIGN_FIELDS, ToyMechanism, is_gated, n_gates,
+                           n_nodes, sign_shape, trie_contexts)
 
 SCALARS_FILE, MEMORY_FILE, CHILDREN_FILE, CONTEXTS_FILE = (
     "scalars.json", "memory.npy", "children.npy", "contexts.txt")
+TIMES_A_FILE, TIMES_C_FILE, GATES_FILE, GATE_WEIGHTS_FILE = (
+    "times_a.npy", "times_c.npy", "gates.npy", "gate_weights.npy")
 SCALAR_NAMES = ("a", "c", "gain_add")  # the named scalars of scalars.json
+SIGN_KEY = "times"  # scalars.json: the times node it was written with (SIGN_FIELDS)
+# a file written before the times node had gates: the toy's
+SIGN_DEFAULT = {field: getattr(Config, field) for field in SIGN_FIELDS}
 
 
 def save_weights(model: ToyMechanism, folder: str, saved_with: dict | None = None) -> str:
-  """Writes scalars.json, memory.npy, children.npy and contexts.txt into ``folder``.
+  """Writes scalars.json, memory.npy, children.npy and contexts.txt into ``folder``, and
+  times_a.npy, times_c.npy (vector a and c) and gates.npy, gate_weights.npy (gates).
 
   Only the prefix entries of the direction are stored (by name); the letters' entries are
   0 by construction and are never read (the direction is read at the prefix position).
@@ -34,14 +45,29 @@ def save_weights(model: ToyMechanism, folder: str, saved_with: dict | None = Non
                      "only the prefix tokens' entries (regular, reverse, neutral)")
   os.makedirs(folder, exist_ok=True)
   children = np.asarray(model.memory.children[...])
-  scalars = model.scalars()
+  times = model.times
+  vector = times.a[...].ndim > 0
+  scalars = model.other_scalars() if vector else model.scalars()
+  scalars[SIGN_KEY] = dict(model.sign_kind)
   scalars["saved_with"] = dict(saved_with or {})
   scalars["_help"] = (
       "logits = (a + c*d) * r + gain_add * r, d = direction[prefix], r = memory.npy[key of "
       "the context]; edit a, c, gain_add or the direction and reload with --toy_weights. "
       "memory.npy is n_nodes x alphabet_size; contexts.txt names each row's context.")
+  if vector:
+    scalars["_help"] += (
+        " Here a and c are vectors, times_a.npy and times_c.npy: "
+        + ("row i's sign is sum_j gate_weights.npy[i, j] * (a[g] + c[g]*d), "
+           "g = gates.npy[i, j] (n_nodes x k; edit to move a row to other gates)."
+           if times.gated else "row i's sign is a[i] + c[i]*d (one per memory row)."))
   with open(os.path.join(folder, SCALARS_FILE), "w") as f:
     json.dump(scalars, f, indent=2)
+  if vector:
+    np.save(os.path.join(folder, TIMES_A_FILE), np.asarray(times.a[...]))
+    np.save(os.path.join(folder, TIMES_C_FILE), np.asarray(times.c[...]))
+  if times.gated:
+    np.save(os.path.join(folder, GATES_FILE), np.asarray(times.gates[...]))
+    np.save(os.path.join(folder, GATE_WEIGHTS_FILE), np.asarray(times.gate_weights[...]))
   np.save(os.path.join(folder, MEMORY_FILE), np.asarray(model.memory.values[...]))
   np.save(os.path.join(folder, CHILDREN_FILE), children)
   with open(os.path.join(folder, CONTEXTS_FILE), "w") as f:
@@ -63,12 +89,40 @@ def _finite_number(path: str, name: str, value) -> float:
   return float(value)
 
 
+def _array(folder: str, filename: str, want: tuple, what: str, note: str = "") -> np.ndarray:
+  """A .npy file of shape ``want`` (``what`` names it, ``note`` says where it comes from)."""
+  path = os.path.join(folder, filename)
+  if not os.path.isfile(path):
+    raise _bad(path, "file not found")
+  try:
+    array = np.load(path, allow_pickle=False)
+  except ValueError as e:
+    raise _bad(path, f"not a NumPy array file ({e})") from None
+  if array.shape != want:
+    raise _bad(path, f"shape {array.shape} does not match the config: expected {what} = "
+               f"{want}{note}")
+  return array
+
+
+def _finite_floats(path: str, array: np.ndarray, where) -> np.ndarray:
+  """``array`` as float32 if it is a finite float array; ``where(index)`` names an entry."""
+  if not np.issubdtype(array.dtype, np.floating):
+    raise _bad(path, f"dtype {array.dtype}, expected a float array")
+  if not np.all(np.isfinite(array)):
+    index = tuple(np.argwhere(~np.isfinite(array))[0])
+    raise _bad(path, f"non-finite value {array[index]} at {where(index)}")
+  return array.astype(np.float32)
+
+
 def load_weights(folder: str, cfg: Config) -> dict:
   """Reads and checks a folder written by ``save_weights`` (or edited by hand).
 
-  Returns {"a", "c", "gain_add", "direction", "memory", "children", "saved_with"}. Raises
-  ValueError naming the file and what is wrong: a missing scalar, a memory or key table whose
-  shape does not match the config, a non-finite value, a key table that is not a trie.
+  Returns {"a", "c", "gain_add", "direction", "memory", "children", "saved_with"}, with
+  "gates" and "gate_weights" for a gated times node; a and c are floats, or float arrays of
+  ``sign_shape(cfg)``. Raises ValueError naming the file and what is wrong: a missing scalar,
+  a folder written for another times node (toy_sign, toy_gates, toy_gate_mix) than the
+  config's, an array whose shape does not match the config, a non-finite value, a key table
+  that is not a trie, a gate outside 0..m-1.
   """
   scalars_path = os.path.join(folder, SCALARS_FILE)
   if not os.path.isfile(scalars_path):
@@ -80,8 +134,23 @@ def load_weights(folder: str, cfg: Config) -> dict:
     raise _bad(scalars_path, f"not valid JSON ({e})") from None
   if not isinstance(raw, dict):
     raise _bad(scalars_path, "expected a JSON object with a, c, gain_add and direction")
+  written = raw.get(SIGN_KEY, SIGN_DEFAULT)
+  if not isinstance(written, dict):
+    raise _bad(scalars_path, f"'{SIGN_KEY}' must be an object with {', '.join(SIGN_FIELDS)}")
+  want_sign = {field: getattr(cfg, field) for field in SIGN_FIELDS}
+  if written != want_sign:
+    show = lambda kind: ", ".join(f"{k}={v!r}" for k, v in kind.items())
+    raise _bad(scalars_path, f"written for another times node ({show(written)}) than the "
+               f"config's ({show(want_sign)}); load it with the same toy_sign, toy_gates "
+               "and toy_gate_mix")
+  shape = sign_shape(cfg)
   out: dict = {"saved_with": raw.get("saved_with", {})}
   for name in SCALAR_NAMES:
+    if shape and name in ("a", "c"):
+      if name in raw:  # an edit there would be silently ignored
+        raise _bad(scalars_path, f"'{name}' is a vector for this times node: edit "
+                   f"{TIMES_A_FILE if name == 'a' else TIMES_C_FILE}, not scalars.json")
+      continue
     if name not in raw:
       raise _bad(scalars_path, f"missing scalar '{name}'")
     out[name] = _finite_number(scalars_path, name, raw[name])
@@ -94,27 +163,14 @@ def load_weights(folder: str, cfg: Config) -> dict:
       raise _bad(scalars_path, f"missing scalar 'direction.{name}'")
     out["direction"][name] = _finite_number(scalars_path, f"direction.{name}", direction[name])
 
-  want = (n_nodes(cfg), cfg.alphabet_size)
-  arrays = {}
-  for key, filename in (("memory", MEMORY_FILE), ("children", CHILDREN_FILE)):
-    path = os.path.join(folder, filename)
-    if not os.path.isfile(path):
-      raise _bad(path, "file not found")
-    try:
-      arrays[key] = np.load(path, allow_pickle=False)
-    except ValueError as e:
-      raise _bad(path, f"not a NumPy array file ({e})") from None
-    if arrays[key].shape != want:
-      raise _bad(path, f"shape {arrays[key].shape} does not match the config: expected "
-                 f"(n_nodes, alphabet_size) = {want} (n_nodes = 2 + n_negatives * "
-                 f"(password_len - 1) = 2 + {cfg.n_negatives} * {cfg.password_len - 1})")
-  memory, children = arrays["memory"], arrays["children"]
+  n_rows = n_nodes(cfg)
+  want = (n_rows, cfg.alphabet_size)
+  table = ("(n_nodes, alphabet_size)", f" (n_nodes = 2 + n_negatives * (password_len - 1) = "
+           f"2 + {cfg.n_negatives} * {cfg.password_len - 1})")
+  memory = _array(folder, MEMORY_FILE, want, *table)
+  children = _array(folder, CHILDREN_FILE, want, *table)
   memory_path = os.path.join(folder, MEMORY_FILE)
-  if not np.issubdtype(memory.dtype, np.floating):
-    raise _bad(memory_path, f"dtype {memory.dtype}, expected a float array")
-  if not np.all(np.isfinite(memory)):
-    row, col = np.argwhere(~np.isfinite(memory))[0]
-    raise _bad(memory_path, f"non-finite value {memory[row, col]} at row {row}, letter {col}")
+  memory = _finite_floats(memory_path, memory, lambda i: f"row {i[0]}, letter {i[1]}")
   if np.any(memory[NULL] != 0):
     raise _bad(memory_path, "row 0 is the null slot (unseen contexts) and must stay zero")
   children_path = os.path.join(folder, CHILDREN_FILE)
@@ -123,5 +179,26 @@ def load_weights(folder: str, cfg: Config) -> dict:
   if children.min() < 0 or children.max() >= want[0] or np.any(children[NULL] != NULL):
     raise _bad(children_path, f"node ids must lie in 0..{want[0] - 1} and row 0 (null) "
                "must lead only to 0")
-  out["memory"], out["children"] = memory.astype(np.float32), children.astype(np.int32)
+  out["memory"], out["children"] = memory, children.astype(np.int32)
+
+  if shape:
+    what = (("(n_gates,)", " (toy_gates, or n_nodes when it is 0)") if is_gated(cfg)
+            else ("(n_nodes,)", " (toy_sign='per_row': one per memory row)"))
+    for name, filename in (("a", TIMES_A_FILE), ("c", TIMES_C_FILE)):
+      out[name] = _finite_floats(os.path.join(folder, filename),
+                                 _array(folder, filename, shape, *what),
+                                 lambda i: f"entry {i[0]}")
+  if is_gated(cfg):
+    k, m = cfg.toy_gate_mix, n_gates(cfg)
+    code = ("(n_nodes, toy_gate_mix)", f" (n_nodes = {n_rows})")
+    gates = _array(folder, GATES_FILE, (n_rows, k), *code)
+    gates_path = os.path.join(folder, GATES_FILE)
+    if not np.issubdtype(gates.dtype, np.integer):
+      raise _bad(gates_path, f"dtype {gates.dtype}, expected integers (gate ids)")
+    if gates.min() < 0 or gates.max() >= m:
+      raise _bad(gates_path, f"gate ids must lie in 0..{m - 1} (toy_gates = {cfg.toy_gates})")
+    weights = _finite_floats(os.path.join(folder, GATE_WEIGHTS_FILE),
+                             _array(folder, GATE_WEIGHTS_FILE, (n_rows, k), *code),
+                             lambda i: f"row {i[0]}, entry {i[1]}")
+    out["gates"], out["gate_weights"] = gates.astype(np.int32), weights
   return out

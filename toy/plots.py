@@ -73,6 +73,28 @@ def mean_sd_errorbar(ax, x, values_PxS, **kw):
   return line
 
 
+def row_signs(model: M.ToyMechanism, d: float):
+  """The times node's sign for prefix value ``d``: a number (shared), or one per memory row
+  (per row, or the mix of each row's gates)."""
+  a, c = np.asarray(model.times.a[...], np.float64), np.asarray(model.times.c[...], np.float64)
+  s = a + c * d
+  if model.times.gated:
+    gates, weights = np.asarray(model.times.gates[...]), np.asarray(model.times.gate_weights[...])
+    return (weights * s[gates]).sum(-1)
+  return float(s) if s.ndim == 0 else s
+
+
+def gate_label(model: M.ToyMechanism) -> str:
+  """How the times node is shared, in words: "one shared times node", "one per memory row",
+  "m gates, k per row"."""
+  kind = dict(model.sign_kind)
+  if not model.times.gated:
+    return "one per memory row" if model.times.a[...].ndim else "one shared times node"
+  if kind["toy_gates"] == 0:
+    return f"one gate per memory row ({model.times.a[...].shape[0]})"
+  return f"{kind['toy_gates']} gates, {kind['toy_gate_mix']} per row"
+
+
 def draw_mechanism(model: M.ToyMechanism, path: str, title: str = "") -> str:
   """Draws the parts with their current values: direction, times node, memory, additive path."""
   import matplotlib
@@ -80,13 +102,29 @@ def draw_mechanism(model: M.ToyMechanism, path: str, title: str = "") -> str:
   import matplotlib.pyplot as plt
   from matplotlib.patches import Circle, FancyArrowPatch, FancyBboxPatch
 
-  sc = model.scalars()
-  a, c, g, d = sc["a"], sc["c"], sc["gain_add"], sc["direction"]
-  s_reg, s_rev = a + c * d["regular"], a + c * d["reverse"]
+  sc = model.other_scalars()
+  g, d = sc["gain_add"], sc["direction"]
   values = np.asarray(model.memory.values[...])
   contexts = M.trie_contexts(np.asarray(model.memory.children[...]))
   used = sorted(contexts)
   times = model.combine == "times"
+  s_reg, s_rev = row_signs(model, d["regular"]), row_signs(model, d["reverse"])
+  if np.ndim(s_reg) == 0:
+    a, c = float(model.times.a[...]), float(model.times.c[...])
+    sign_text = (f"sign  s = a + c·d\na = {a:.4g}   c = {c:.4g}\n"
+                 f"s(regular) = {s_reg:.4g}\ns(reverse) = {s_rev:.4g}")
+    ratio = M.law_ratio(a, c, g, model.combine)
+    law = (f"memory contribution (reverse) = {ratio:.4g} x contribution (regular)\n"
+           + ("(a-c+g)/(a+c+g)" if times else "sum ablation: the sign only shifts every letter"))
+  else:
+    keys = [n for n in used if n != M.NULL]
+    flipped = int(np.sum((s_reg[keys] + g > 0) & (s_rev[keys] + g < 0)))
+    sign_text = (f"sign per memory row\n{gate_label(model)}\n"
+                 f"s(regular): {s_reg[keys].mean():.3g} ± {s_reg[keys].std():.2g}\n"
+                 f"s(reverse): {s_rev[keys].mean():.3g} ± {s_rev[keys].std():.2g}")
+    law = (f"each memory row its own law, (s_row(reverse)+g)/(s_row(regular)+g):\n"
+           f"flipped (regular > 0 > reverse) at {flipped} of {len(keys)} contexts"
+           if times else "sum ablation: the sign only shifts every letter")
 
   fig = plt.figure(figsize=(12, 6.4))
   ax = fig.add_axes([0, 0, 0.66, 1])
@@ -112,8 +150,7 @@ def draw_mechanism(model: M.ToyMechanism, path: str, title: str = "") -> str:
   box(3.2, 5.0, 2.6, 1.7, "prefix direction d\n"
       f"regular: {d['regular']:+.3g}\nreverse: {d['reverse']:+.3g}\nneutral: {d['neutral']:+.3g}",
       "#cfe2ff")
-  box(6.5, 5.0, 3.2, 1.7, f"sign  s = a + c·d\na = {a:.4g}   c = {c:.4g}\n"
-      f"s(regular) = {s_reg:.4g}\ns(reverse) = {s_rev:.4g}", "#ffe3b3")
+  box(6.5, 5.0, 3.2, 1.7, sign_text, "#ffe3b3")
   box(0.2, 1.0, 2.3, 1.4, "context\np_1 .. p_t", "#e8e8e8")
   box(3.2, 0.7, 2.6, 2.0, "key-value memory\nkey = exact context (trie)\n"
       f"{len(used) - 1} keys + null slot\nvalues: {values.shape[0]} x {values.shape[1]}\n"
@@ -130,9 +167,6 @@ def draw_mechanism(model: M.ToyMechanism, path: str, title: str = "") -> str:
   arrow(8.45, 3.15, 9.25, 2.35)
   arrow(9.0, 0.9, 9.35, 1.6)
   ax.text(9.45, 2.6, "logits", ha="center", fontsize=10, fontweight="bold")
-  ratio = M.law_ratio(a, c, g, model.combine)
-  law = (f"memory contribution (reverse) = {ratio:.4g} x contribution (regular)\n"
-         + ("(a-c+g)/(a+c+g)" if times else "sum ablation: the sign only shifts every letter"))
   ax.text(0.2, 4.1, law, fontsize=10, color="darkred")
   fig.suptitle(title or f"Toy mechanism (combine = {model.combine})", fontsize=12,
                fontweight="bold", x=0.02, ha="left")
