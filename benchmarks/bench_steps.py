@@ -116,16 +116,15 @@ def matmul_peak(sizes=(2048, 4096), repeats=5) -> dict:
 class EngineBench:
   """The state ``toy.engine.train`` builds before a phase, and a call of its ``run_chunk``.
 
-  Built with ``toy.engine.setup`` and ``start_phase``, as ``train_many`` builds it.
+  Built by ``toy.engine.phase_state`` (``setup`` and ``start_phase``, as ``train_many`` builds
+  a phase): one chunk timed in isolation, not a run.
   """
 
   def __init__(self, cfg, phase: str, n_seeds: int, n_steps: int):
     self.cfg, self.phase = cfg, phase
-    cfg = cfg.replace(n_seeds=n_seeds)
-    st = E.setup([cfg])
     # A reference that differs from the policy, as after phase 1.
-    self.ph = E.start_phase(st, cfg, phase, st.params,
-                            ref=jax.tree.map(lambda x: x + 0.01, st.params))
+    self.ph = E.phase_state(cfg.replace(n_seeds=n_seeds), phase,
+                            reference=lambda p: jax.tree.map(lambda x: x + 0.01, p))
     self.n_trainable = sum(int(np.prod(x.shape[1:])) for x, lab in
                            zip(jax.tree.leaves(self.ph.params), self.ph.labels)
                            if lab == "train")
@@ -407,7 +406,7 @@ def interleaved(fns: list, repeats: int) -> list[list[float]]:
   return times
 
 
-def main(argv=None):
+def parse_args(argv=None):
   p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
   p.add_argument("--preset", default="cpu")
   p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
@@ -431,179 +430,187 @@ def main(argv=None):
   p.add_argument("--skip", default="", help="comma list of sections to skip: torch,peak,seeds")
   p.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results.md"),
                  help="markdown file for the results ('' = print only)")
-  args = p.parse_args(argv)
-  skip = set(filter(None, args.skip.split(",")))
-  toy.enable_compilation_cache()
-  # Both prefixes at every evaluation: the FLOP count below (6 x eval_size) and the recorded
-  # results.md were measured that way; --set eval_prefixes=protocol measures the new default.
+  return p.parse_args(argv)
+
+
+def bench_config(args):
+  """The preset with ``--set`` overrides. Both prefixes at every evaluation: the FLOP count
+  (6 x eval_size) and the recorded results.md were measured that way; --set
+  eval_prefixes=protocol measures the new default."""
   overrides = {"eval_prefixes": "both"}
   for item in args.set:
     key, value = item.split("=", 1)
     kind = type(getattr(make_config(args.preset), key))
     overrides[key] = (value.lower() in ("1", "true", "yes")) if kind is bool else kind(value)
-  cfg = make_config(args.preset, **overrides)
-  R = args.repeats
-  rows: list[tuple] = []  # (measure, ours, against, ratio, target, verdict)
-  notes: list[str] = []
-  load_before = loadavg()
-  t_start = time.perf_counter()
-  print(f"machine: {machine_line()}; load average before: {load_before}", flush=True)
-  print(f"preset {cfg.preset}: layers {cfg.n_layers}, width {cfg.d_model}, heads {cfg.n_heads}, "
-        f"batch {cfg.batch_size}, T {cfg.password_len}, vocab {D.vocab_size(cfg)}", flush=True)
+  return make_config(args.preset, **overrides)
 
-  def verdict(ratio, target):
-    return "met" if ratio >= target else "**missed**"
 
-  def med_best(ts, work=1.0):
-    return work / statistics.median(ts), work / min(ts)
+def verdict(ratio, target):
+  return "met" if ratio >= target else "**missed**"
 
-  # ---------------------------------------------------------------- (a) JAX vs torch
-  if "torch" not in skip:
-    import torch
-    torch.set_num_threads(args.threads)
+
+def med_best(ts, work=1.0):
+  return work / statistics.median(ts), work / min(ts)
+
+
+def chunk_flops(c, n_steps, n_seeds=1):
+  """Steps + the evaluation that ends the chunk (3 sets x prefixes x eval_size forward)."""
+  f = step_flops(c, "dpo")
+  n_eval = 3 * len(eval_prefixes(c, "dpo")) * c.eval_size
+  return n_seeds * (n_steps * f["total"] + n_eval * f["fwd_seq"])
+
+
+def bench_vs_torch(cfg, args, phase: str, with_torch: bool):
+  """(a) for one phase: the engine's chunk against torch eager steps, alternating; the
+  results row (None without torch)."""
   thread_opts = sorted({args.threads, 1}, reverse=True)
-  for phase in ("dpo", "mix"):
-    eb = EngineBench(cfg, phase, 1, args.steps)
-    steps = eb.n_steps
+  eb = EngineBench(cfg, phase, 1, args.steps)
+  steps = eb.n_steps
+  t0 = time.perf_counter()
+  eb.chunk()
+  compile_s = time.perf_counter() - t0
+  eb.chunk()
+  fns = [eb.chunk]
+  if with_torch:
+    import torch
+    tb = TorchBench(cfg, phase, attn=args.torch_attn)
+    tb.steps(2)
     t0 = time.perf_counter()
     eb.chunk()
-    compile_s = time.perf_counter() - t0
+    t_chunk = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    tb.steps(2)
+    # torch samples about as long as a JAX chunk, so both see the same outside load
+    n_torch = args.torch_steps or int(min(max(2, round(t_chunk / ((time.perf_counter() - t0)
+                                                                  / 2))), steps))
+    print(f"[{phase}] trainable parameters: JAX {eb.n_trainable}, torch {tb.n_trainable}",
+          flush=True)
+    assert eb.n_trainable == tb.n_trainable, "freezing differs between the two sides"
+
+    def torch_run(threads):
+      def run():
+        torch.set_num_threads(threads)
+        tb.steps(n_torch)
+      return run
+
+    fns += [torch_run(th) for th in thread_opts]
+  times = interleaved(fns, args.repeats)
+  jm, jb = med_best(times[0], steps)
+  print(f"[{phase}] JAX: {jm:.2f} steps/s median, {jb:.2f} best (first call incl. compile "
+        f"{compile_s:.1f} s)", flush=True)
+  if not with_torch:
+    return None
+  per_thread = {th: med_best(ts, n_torch) for th, ts in zip(thread_opts, times[1:])}
+  for th, (m, b) in per_thread.items():
+    print(f"[{phase}] torch eager ({args.torch_attn}, {th} threads): {m:.2f} steps/s "
+          f"median, {b:.2f} best", flush=True)
+  th = max(per_thread, key=lambda k: per_thread[k][0])  # torch's better setting
+  tm, tbst = per_thread[th]
+  print(f"[{phase}] -> {jm / tm:.2f}x (median), {jb / tbst:.2f}x (best) against torch with "
+        f"{th} thread(s)", flush=True)
+  torch.set_num_threads(args.threads)
+  return (f"(a) phase-{2 if phase == 'dpo' else 3} {phase} step: steps/s, JAX vs "
+          f"torch eager ({th} thr.)", f"{jm:.2f} ({jb:.2f})", f"{tm:.2f} ({tbst:.2f})",
+          f"{jm / tm:.2f}x ({jb / tbst:.2f}x)", f">= {TARGETS['torch']:.0f}x",
+          verdict(jm / tm, TARGETS["torch"]))
+
+
+def bench_vs_peak(cfg, args, rows: list, notes: list):
+  """(b) the DPO chunk's FLOP/s against a jitted fp32 matmul, at the preset's batch and at
+  --big-batch; with --profile, the kernel-time split of one chunk; XLA's FLOP count."""
+  n_peak = 2048
+  a_pk = jax.random.normal(jax.random.key(0), (n_peak, n_peak), jnp.float32)
+  mm = jax.jit(lambda a, b: a @ b)
+  mm(a_pk, a_pk).block_until_ready()
+  peak_fn = lambda: mm(a_pk, a_pk).block_until_ready()
+  variants = [(cfg, min(args.steps, phase_steps(cfg, "dpo")), f"batch {cfg.batch_size} (preset)")]
+  if args.big_batch and args.big_batch != cfg.batch_size:
+    big = cfg.replace(batch_size=args.big_batch)
+    variants.append((big, min(args.big_steps, phase_steps(big, "dpo")),
+                     f"batch {args.big_batch}"))
+  big_peak = matmul_peak((4096,), repeats=3)[4096]
+  print(f"matmul 4096^3: {big_peak / 1e9:.1f} GFLOP/s (median of 3)", flush=True)
+  for c, n_steps, name in variants:
+    eb = EngineBench(c, "dpo", 1, n_steps)
     eb.chunk()
-    fns = [eb.chunk]
-    tb = None
-    if "torch" not in skip:
-      tb = TorchBench(cfg, phase, attn=args.torch_attn)
-      tb.steps(2)
-      t0 = time.perf_counter()
-      eb.chunk()
-      t_chunk = time.perf_counter() - t0
-      t0 = time.perf_counter()
-      tb.steps(2)
-      # torch samples about as long as a JAX chunk, so both see the same outside load
-      n_torch = args.torch_steps or int(min(max(2, round(t_chunk / ((time.perf_counter() - t0)
-                                                                    / 2))), steps))
-      print(f"[{phase}] trainable parameters: JAX {eb.n_trainable}, torch {tb.n_trainable}",
-            flush=True)
-      assert eb.n_trainable == tb.n_trainable, "freezing differs between the two sides"
+    t0 = time.perf_counter()
+    eb.chunk()
+    t_chunk = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    peak_fn()
+    reps = max(1, round(t_chunk / (time.perf_counter() - t0)))  # samples of equal length
 
-      def torch_run(threads):
-        def run():
-          torch.set_num_threads(threads)
-          tb.steps(n_torch)
-        return run
+    def peak_many():
+      for _ in range(reps):
+        peak_fn()
 
-      fns += [torch_run(th) for th in thread_opts]
-    times = interleaved(fns, R)
-    jm, jb = med_best(times[0], steps)
-    print(f"[{phase}] JAX: {jm:.2f} steps/s median, {jb:.2f} best (first call incl. compile "
-          f"{compile_s:.1f} s)", flush=True)
-    if tb is not None:
-      per_thread = {th: med_best(ts, n_torch) for th, ts in zip(thread_opts, times[1:])}
-      for th, (m, b) in per_thread.items():
-        print(f"[{phase}] torch eager ({args.torch_attn}, {th} threads): {m:.2f} steps/s "
-              f"median, {b:.2f} best", flush=True)
-      th = max(per_thread, key=lambda k: per_thread[k][0])  # torch's better setting
-      tm, tbst = per_thread[th]
-      print(f"[{phase}] -> {jm / tm:.2f}x (median), {jb / tbst:.2f}x (best) against torch with "
-            f"{th} thread(s)", flush=True)
-      rows.append((f"(a) phase-{2 if phase == 'dpo' else 3} {phase} step: steps/s, JAX vs "
-                   f"torch eager ({th} thr.)", f"{jm:.2f} ({jb:.2f})", f"{tm:.2f} ({tbst:.2f})",
-                   f"{jm / tm:.2f}x ({jb / tbst:.2f}x)", f">= {TARGETS['torch']:.0f}x",
-                   verdict(jm / tm, TARGETS["torch"])))
-      torch.set_num_threads(args.threads)
-    del eb, tb
+    tj, tp = interleaved([eb.chunk, peak_many], args.repeats)
+    work = chunk_flops(c, n_steps)
+    am, ab = med_best(tj, work)
+    pm, pb = med_best(tp, reps * 2 * n_peak ** 3)
+    pm, pb = max(pm, big_peak), max(pb, big_peak)
+    print(f"[dpo] {name}: {work / n_steps / 1e9:.3f} GFLOP/step (incl. its share of the "
+          f"evaluation) at {am / 1e9:.1f} GFLOP/s median ({ab / 1e9:.1f} best); matmul peak "
+          f"{pm / 1e9:.1f} ({pb / 1e9:.1f}) -> {am / pm:.0%} ({ab / pb:.0%})", flush=True)
+    rows.append((f"(b) DPO step FLOP/s / fp32 matmul peak, {name}",
+                 f"{am / 1e9:.1f} ({ab / 1e9:.1f}) GFLOP/s",
+                 f"{pm / 1e9:.1f} ({pb / 1e9:.1f}) GFLOP/s", f"{am / pm:.0%} ({ab / pb:.0%})",
+                 f">= {TARGETS['peak']:.0%}", verdict(am / pm, TARGETS["peak"])))
+    if c is cfg:
+      notes += preset_notes(eb, c, n_steps, args.profile)
+    del eb
 
-  # ---------------------------------------------------------------- (b) FLOP/s vs peak
-  def chunk_flops(c, n_steps, n_seeds=1):
-    """Steps + the evaluation that ends the chunk (3 sets x prefixes x eval_size forward)."""
-    f = step_flops(c, "dpo")
-    n_eval = 3 * len(eval_prefixes(c, "dpo")) * c.eval_size
-    return n_seeds * (n_steps * f["total"] + n_eval * f["fwd_seq"])
 
-  if "peak" not in skip:
-    n_peak = 2048
-    a_pk = jax.random.normal(jax.random.key(0), (n_peak, n_peak), jnp.float32)
-    mm = jax.jit(lambda a, b: a @ b)
-    mm(a_pk, a_pk).block_until_ready()
-    peak_fn = lambda: mm(a_pk, a_pk).block_until_ready()
-    variants = [(cfg, min(args.steps, phase_steps(cfg, "dpo")), f"batch {cfg.batch_size} (preset)")]
-    if args.big_batch and args.big_batch != cfg.batch_size:
-      big = cfg.replace(batch_size=args.big_batch)
-      variants.append((big, min(args.big_steps, phase_steps(big, "dpo")),
-                       f"batch {args.big_batch}"))
-    big_peak = matmul_peak((4096,), repeats=3)[4096]
-    print(f"matmul 4096^3: {big_peak / 1e9:.1f} GFLOP/s (median of 3)", flush=True)
-    for c, n_steps, name in variants:
-      eb = EngineBench(c, "dpo", 1, n_steps)
-      eb.chunk()
-      t0 = time.perf_counter()
-      eb.chunk()
-      t_chunk = time.perf_counter() - t0
-      t0 = time.perf_counter()
-      peak_fn()
-      reps = max(1, round(t_chunk / (time.perf_counter() - t0)))  # samples of equal length
+def preset_notes(eb: EngineBench, c, n_steps: int, profile: bool) -> list[str]:
+  """(b)'s notes on the preset's DPO chunk: its kernel-time split (with --profile) and XLA's
+  own FLOP count against the analytic one."""
+  notes = []
+  if profile:
+    prof = profile_chunk(eb)
+    total = sum(prof["kernel_s"].values())
+    line = "; ".join(f"{k} {v / total:.0%}" for k, v in
+                     sorted(prof["kernel_s"].items(), key=lambda kv: -kv[1]))
+    notes.append(
+        f"Profile of one {n_steps}-step DPO chunk ({prof['wall']:.2f} s wall under the "
+        f"tracer, {total:.2f} s kernel time summed over threads): {line}.")
+    print(notes[-1], flush=True)
+  xla = eb.cost_analysis_flops()
+  if xla:
+    one = chunk_flops(c, 1)
+    notes.append(f"Cross-check: XLA's cost_analysis of the compiled chunk counts its scan "
+                 f"body once: {xla / 1e9:.2f} GFLOP, against the analytic {one / 1e9:.2f} "
+                 "GFLOP of one step plus the evaluation (XLA also counts elementwise "
+                 "work; the analytic count is matmuls only).")
+  return notes
 
-      def peak_many():
-        for _ in range(reps):
-          peak_fn()
 
-      tj, tp = interleaved([eb.chunk, peak_many], R)
-      work = chunk_flops(c, n_steps)
-      am, ab = med_best(tj, work)
-      pm, pb = med_best(tp, reps * 2 * n_peak ** 3)
-      pm, pb = max(pm, big_peak), max(pb, big_peak)
-      print(f"[dpo] {name}: {work / n_steps / 1e9:.3f} GFLOP/step (incl. its share of the "
-            f"evaluation) at {am / 1e9:.1f} GFLOP/s median ({ab / 1e9:.1f} best); matmul peak "
-            f"{pm / 1e9:.1f} ({pb / 1e9:.1f}) -> {am / pm:.0%} ({ab / pb:.0%})", flush=True)
-      rows.append((f"(b) DPO step FLOP/s / fp32 matmul peak, {name}",
-                   f"{am / 1e9:.1f} ({ab / 1e9:.1f}) GFLOP/s",
-                   f"{pm / 1e9:.1f} ({pb / 1e9:.1f}) GFLOP/s", f"{am / pm:.0%} ({ab / pb:.0%})",
-                   f">= {TARGETS['peak']:.0%}", verdict(am / pm, TARGETS["peak"])))
-      if c is cfg and args.profile:
-        prof = profile_chunk(eb)
-        total = sum(prof["kernel_s"].values())
-        line = "; ".join(f"{k} {v / total:.0%}" for k, v in
-                         sorted(prof["kernel_s"].items(), key=lambda kv: -kv[1]))
-        notes.append(
-            f"Profile of one {n_steps}-step DPO chunk ({prof['wall']:.2f} s wall under the "
-            f"tracer, {total:.2f} s kernel time summed over threads): {line}.")
-        print(notes[-1], flush=True)
-      if c is cfg:
-        xla = eb.cost_analysis_flops()
-        if xla:
-          one = chunk_flops(c, 1)
-          notes.append(f"Cross-check: XLA's cost_analysis of the compiled chunk counts its scan "
-                       f"body once: {xla / 1e9:.2f} GFLOP, against the analytic {one / 1e9:.2f} "
-                       "GFLOP of one step plus the evaluation (XLA also counts elementwise "
-                       "work; the analytic count is matmuls only).")
-      del eb
+def bench_seeds(cfg, args):
+  """(c) one vmapped chunk over --seeds seeds against as many single-seed chunks in turn."""
+  S, n = args.seeds, min(args.seed_steps, phase_steps(cfg, "dpo"))
+  one = EngineBench(cfg, "dpo", 1, n)
+  many = EngineBench(cfg, "dpo", S, n)
+  one.chunk(), many.chunk()
 
-  # ---------------------------------------------------------------- (c) seeds vmapped
-  if "seeds" not in skip and args.seeds > 1:
-    S, n = args.seeds, min(args.seed_steps, phase_steps(cfg, "dpo"))
-    one = EngineBench(cfg, "dpo", 1, n)
-    many = EngineBench(cfg, "dpo", S, n)
-    one.chunk(), many.chunk()
+  def sequential():
+    for _ in range(S):
+      one.chunk()
 
-    def sequential():
-      for _ in range(S):
-        one.chunk()
+  t_seq, t_vm = interleaved([sequential, many.chunk], args.repeats)
+  sm, sb = med_best(t_seq, S * n)
+  vm, vb = med_best(t_vm, S * n)
+  print(f"[seeds] {S} seeds: vmapped {vm:.2f} seed-steps/s ({vb:.2f} best), sequential "
+        f"{sm:.2f} ({sb:.2f}) -> {vm / sm:.2f}x ({vb / sb:.2f}x)", flush=True)
+  return (f"(c) DPO seed-steps/s, {S} seeds vmapped vs {S} sequential runs",
+          f"{vm:.2f} ({vb:.2f})", f"{sm:.2f} ({sb:.2f})",
+          f"{vm / sm:.2f}x ({vb / sb:.2f}x)", f">= {TARGETS['seeds']:.0f}x",
+          verdict(vm / sm, TARGETS["seeds"]))
 
-    t_seq, t_vm = interleaved([sequential, many.chunk], R)
-    sm, sb = med_best(t_seq, S * n)
-    vm, vb = med_best(t_vm, S * n)
-    print(f"[seeds] {S} seeds: vmapped {vm:.2f} seed-steps/s ({vb:.2f} best), sequential "
-          f"{sm:.2f} ({sb:.2f}) -> {vm / sm:.2f}x ({vb / sb:.2f}x)", flush=True)
-    rows.append((f"(c) DPO seed-steps/s, {S} seeds vmapped vs {S} sequential runs",
-                 f"{vm:.2f} ({vb:.2f})", f"{sm:.2f} ({sb:.2f})",
-                 f"{vm / sm:.2f}x ({vb / sb:.2f}x)", f">= {TARGETS['seeds']:.0f}x",
-                 verdict(vm / sm, TARGETS["seeds"])))
 
-  load_after = loadavg()
+def method_text(cfg, args) -> str:
   fl = step_flops(cfg, "dpo")
   n_ev = 3 * len(eval_prefixes(cfg, "dpo"))
   ev = n_ev * cfg.eval_size * fl["fwd_seq"]
-  method = (
+  return (
       "Numbers are median (best) over the timed repeats; repeats alternate between the two "
       "sides of each ratio. JAX times are whole `run_chunk` calls, i.e. the steps plus the "
       "evaluation that ends every chunk (torch does no evaluation). torch is timed with "
@@ -617,10 +624,68 @@ def main(argv=None):
       f"{cfg.eval_size} sequences forward = {ev / 1e9:.2f} GFLOP, {ev / fl['total']:.1f} DPO "
       "steps' worth). Layer norms, softmax, GELU, AdamW are not counted. Peak is the better of "
       "a jitted fp32 2048^3 matmul (timed alternately with the step) and a 4096^3 one.")
+
+
+def results_table(rows: list[tuple]) -> str:
   header = ["measure", "ours (JAX)", "against", "ratio", "target", ""]
   table = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
   table += ["| " + " | ".join(r) + " |" for r in rows]
-  text = "\n".join(table)
+  return "\n".join(table)
+
+
+def write_results(args, argv, cfg, skip, text, method, notes, loads, elapsed):
+  """The dated entry in --out (appended with --append)."""
+  load_before, load_after = loads
+  R = args.repeats
+  cmd = "python " + " ".join([os.path.relpath(__file__)] + list(argv or sys.argv[1:]))
+  versions = f"jax {jax.__version__}"
+  if "torch" not in skip:
+    import torch as _t
+    import transformers as _tf
+    versions += (f", torch {_t.__version__}, transformers {_tf.__version__} (torch threads "
+                 f"{args.threads} and 1, the faster used; attention `{args.torch_attn}`)")
+  with open(args.out, "a" if args.append else "w") as f:
+    today = datetime.date.today().isoformat()
+    f.write(f"{chr(10) if args.append else ''}# Step benchmark ({today})\n\n")
+    f.write(f"- command: `{cmd}`\n- machine: {machine_line()}\n")
+    f.write(f"- load average (1, 5, 15 min) before: {load_before}; after: {load_after} "
+            f"(other processes shared the cores); {elapsed:.0f} s in all\n")
+    f.write(f"- {versions}\n")
+    f.write(f"- preset `{cfg.preset}`{' with ' + ', '.join(args.set) if args.set else ''}: "
+            f"{cfg.n_layers} layers, width {cfg.d_model}, "
+            f"{cfg.n_heads} heads, batch {cfg.batch_size}, {cfg.password_len} tokens; "
+            f"{R} repeats of chunks of up to {args.steps} steps ({args.seed_steps} in (c)), "
+            "capped at the phase length\n\n")
+    f.write(text + "\n\n" + method + "\n")
+    for note in notes:
+      f.write("\n" + note + "\n")
+  print(f"wrote {args.out}")
+
+
+def main(argv=None):
+  args = parse_args(argv)
+  skip = set(filter(None, args.skip.split(",")))
+  toy.enable_compilation_cache()
+  cfg = bench_config(args)
+  rows: list[tuple] = []  # (measure, ours, against, ratio, target, verdict)
+  notes: list[str] = []
+  load_before = loadavg()
+  t_start = time.perf_counter()
+  print(f"machine: {machine_line()}; load average before: {load_before}", flush=True)
+  print(f"preset {cfg.preset}: layers {cfg.n_layers}, width {cfg.d_model}, heads {cfg.n_heads}, "
+        f"batch {cfg.batch_size}, T {cfg.password_len}, vocab {D.vocab_size(cfg)}", flush=True)
+  if "torch" not in skip:
+    import torch
+    torch.set_num_threads(args.threads)
+  for phase in ("dpo", "mix"):  # (a) JAX vs torch
+    row = bench_vs_torch(cfg, args, phase, "torch" not in skip)
+    rows += [row] if row else []
+  if "peak" not in skip:  # (b) FLOP/s vs peak
+    bench_vs_peak(cfg, args, rows, notes)
+  if "seeds" not in skip and args.seeds > 1:  # (c) seeds vmapped
+    rows.append(bench_seeds(cfg, args))
+  load_after = loadavg()
+  text, method = results_table(rows), method_text(cfg, args)
   elapsed = time.perf_counter() - t_start
   print("\n" + text + "\n\n" + method)
   for note in notes:
@@ -628,28 +693,7 @@ def main(argv=None):
   print(f"load average before {load_before}, after {load_after} ({os.cpu_count()} cores, "
         f"shared with other processes); {elapsed:.0f} s")
   if args.out:
-    cmd = "python " + " ".join([os.path.relpath(__file__)] + list(argv or sys.argv[1:]))
-    versions = f"jax {jax.__version__}"
-    if "torch" not in skip:
-      import torch as _t
-      import transformers as _tf
-      versions += (f", torch {_t.__version__}, transformers {_tf.__version__} (torch threads "
-                   f"{args.threads} and 1, the faster used; attention `{args.torch_attn}`)")
-    with open(args.out, "a" if args.append else "w") as f:
-      f.write(f"{chr(10) if args.append else ''}# Step benchmark ({datetime.date.today().isoformat()})\n\n")
-      f.write(f"- command: `{cmd}`\n- machine: {machine_line()}\n")
-      f.write(f"- load average (1, 5, 15 min) before: {load_before}; after: {load_after} "
-              f"(other processes shared the cores); {elapsed:.0f} s in all\n")
-      f.write(f"- {versions}\n")
-      f.write(f"- preset `{cfg.preset}`{' with ' + ', '.join(args.set) if args.set else ''}: "
-              f"{cfg.n_layers} layers, width {cfg.d_model}, "
-              f"{cfg.n_heads} heads, batch {cfg.batch_size}, {cfg.password_len} tokens; "
-              f"{R} repeats of chunks of up to {args.steps} steps ({args.seed_steps} in (c)), capped at "
-              "the phase length\n\n")
-      f.write(text + "\n\n" + method + "\n")
-      for note in notes:
-        f.write("\n" + note + "\n")
-    print(f"wrote {args.out}")
+    write_results(args, argv, cfg, skip, text, method, notes, (load_before, load_after), elapsed)
 
 
 if __name__ == "__main__":

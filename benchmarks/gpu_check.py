@@ -7,15 +7,15 @@
 Exits with status 2 and a one-line message, before any work, unless jax's default backend is
 gpu; GPU_CHECK_ALLOW_CPU=1 lets it run on CPU (the smoke test, tests/test_gpu_check.py).
 
-Two stages, each the engine's own loop of ``train_many`` for one config (setup, the
-evaluation at initialisation, then each phase's compiled chunks, with the host reading each
-chunk's metrics as ``train`` does): one seed, then ``--seeds`` seeds in one vmapped program
-(rows over every device). Each stage has a share of ``--budget`` seconds. A phase that would
-overrun its share stops after the chunk in progress; the rest of it is extrapolated from the
-median of its chunks after the first (the first includes compilation), and the output says
-so, phase by phase. The numbers go to $OUT/gpu_check.md if OUT is set, otherwise to
-benchmarks/gpu_check.md (``--out`` overrides), rewritten after each stage so that a run cut
-short keeps what it measured.
+Two stages, each the engine's own loop, ``train`` of one config (setup, the evaluation at
+initialisation, then each phase's compiled chunks), timed and kept to its budget by an
+``on_chunk`` callback (``PhaseBudget``): one seed, then ``--seeds`` seeds in one vmapped
+program (rows over every device). Each stage has a share of ``--budget`` seconds. A phase
+that would overrun its share stops after the chunk in progress; the rest of it is
+extrapolated from the median of its chunks after the first (the first includes
+compilation), and the output says so, phase by phase. The numbers go to $OUT/gpu_check.md
+if OUT is set, otherwise to benchmarks/gpu_check.md (``--out`` overrides), rewritten after
+each stage so that a run cut short keeps what it measured.
 """
 from __future__ import annotations
 
@@ -27,7 +27,6 @@ import sys
 import time
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 import toy
@@ -70,84 +69,136 @@ def refuse_cpu() -> None:
     sys.exit(2)
 
 
-def sync(tree):
-  return jax.block_until_ready(tree)
+class PhaseBudget:
+  """``timed_run``'s ``on_chunk``: times each phase of ``train``'s loop chunk by chunk and
+  keeps it to its share of the stage's budget.
+
+  A phase's share is set when it starts: what is left of ``budget_s`` after the later phases'
+  compilations (estimated as the last first chunk), times its steps over the steps left.
+  After each chunk the phase ends ("end_phase") when the next chunk would overrun the share
+  (after at least 3 chunks; the first includes compilation) or the stage's budget (after at
+  least 2). At a phase's last chunk, the next phase is not started ("stop") when, of
+  ``start_by_s``, less is left than the last first chunk took.
+  """
+
+  def __init__(self, cfg, budget_s: float, start_by_s: float, first_chunk_s: float, t_start,
+               log, model_built: list, clock=time.perf_counter):
+    self.budget_s, self.start_by_s, self.first_chunk_s = budget_s, start_by_s, first_chunk_s
+    self.clock = clock
+    self.t_start, self.log, self.model_built = t_start, log, model_built
+    self.steps = {p: E.phase_steps(cfg, p) for p in PHASES}
+    self.phases: dict = {}
+    self.setup_s = self.init_eval_s = float("nan")
+    self.phase = None
+
+  def elapsed(self, now: float) -> float:
+    return now - self.t_start
+
+  def open(self, phase: str, t_phase: float):
+    i = PHASES.index(phase)
+    later = len(PHASES) - i - 1
+    left = self.budget_s - self.elapsed(t_phase)
+    self.share = max(left - later * self.first_chunk_s, 0) * self.steps[phase] / sum(
+        self.steps[p] for p in PHASES[i:])
+    self.phase, self.t_phase, self.chunks, self.done, self.n = phase, t_phase, [], 0, None
+
+  def overrun(self, now: float) -> bool:
+    """Whether the phase's next chunk would overrun its share or the stage's budget."""
+    chunks = self.chunks
+    next_s = np.median(chunks[1:]) if len(chunks) > 1 else chunks[0]
+    return (len(chunks) >= 3 and now - self.t_phase + next_s > self.share) or (
+        len(chunks) >= 2 and self.elapsed(now) + next_s > self.budget_s)
+
+  def close(self, now: float):
+    """The phase in progress, from its chunks so far (the rest extrapolated)."""
+    if self.phase is None or not self.chunks:
+      return
+    phase, chunks, done, n, n_total = self.phase, self.chunks, self.done, self.n, self.n_total
+    measured = now - self.t_phase
+    steady = float(np.median(chunks[1:])) if len(chunks) > 1 else float("nan")
+    full = measured if done == n_total else measured + (-(-n_total // n) - len(chunks)) * steady
+    self.first_chunk_s = chunks[0]
+    self.phases[phase] = dict(steps=n_total, steps_run=done, measured_s=measured,
+                              first_chunk_s=chunks[0], chunk_s=steady, chunk_steps=n,
+                              full_s=full, complete=done == n_total)
+    self.log(f"  {phase}: {done}/{n_total} steps in {measured:.1f} s (first chunk, compile "
+             f"included, {chunks[0]:.1f} s; then {steady:.3f} s per {n}-step chunk)"
+             + ("" if done == n_total else f"; stopped by the budget, full phase "
+                f"extrapolated: {full:.1f} s"))
+    self.phase = None
+
+  def __call__(self, c: E.Chunk):
+    now = self.clock()
+    if not self.phases and self.phase is None:  # the first chunk: setup, evaluation behind
+      t_first = now - c.wall_s
+      self.setup_s = self.model_built[-1] - self.t_start
+      self.init_eval_s = t_first - self.model_built[-1]
+      self.log(f"  setup {self.setup_s:.1f} s, evaluation at initialisation (compile "
+               f"included) {self.init_eval_s:.1f} s")
+      self.open(c.phase, t_first)
+    assert c.phase == self.phase, (c.phase, self.phase)
+    self.chunks.append(c.wall_s)
+    self.done += c.steps
+    self.n, self.n_total = self.n or c.steps, c.n_total
+    more = c.start + c.steps < c.n_total
+    if more and not self.overrun(now):
+      return None
+    self.close(now)
+    i = PHASES.index(c.phase) + 1
+    if i == len(PHASES):
+      return "stop" if more else None
+    may_start = self.start_by_s - self.elapsed(self.clock())
+    if may_start <= 0 or may_start < self.first_chunk_s:
+      self.log(f"  {PHASES[i]} and later phases: not run, {max(may_start, 0):.0f} s left to "
+               f"start a phase in (a first chunk took {self.first_chunk_s:.0f} s)")
+      return "stop"
+    self.open(PHASES[i], self.clock())
+    return "end_phase" if more else None
 
 
 def timed_run(cfg, budget_s: float, log, compile_hint_s: float = 0.0,
-              start_by_s: float | None = None) -> dict:
-  """``train_many([cfg])``'s work, timed: setup, the evaluation at initialisation, then each
-  phase's chunks until the phase is done or its share of ``budget_s`` is spent. A phase is
-  not started when, of ``start_by_s`` (default ``budget_s``; more lets a stage borrow from
-  the next so that all its phases run), less is left than its first chunk is expected to
-  take (the last phase's first chunk, or ``compile_hint_s`` for the first)."""
+              start_by_s: float | None = None, setup_hint_s: float = 0.0) -> dict:
+  """``train(cfg)`` timed: setup, the evaluation at initialisation, then each phase's chunks
+  until the phase is done or its share of ``budget_s`` is spent (``PhaseBudget``, the loop's
+  ``on_chunk``). A phase is not started when, of ``start_by_s`` (default ``budget_s``; more
+  lets a stage borrow from the next so that all its phases run), less is left than its first
+  chunk is expected to take (the last phase's first chunk, or ``compile_hint_s`` for the
+  first). For the first phase that is judged before ``train`` starts, with ``setup_hint_s``
+  as the expected setup and evaluation at initialisation (an earlier stage's).
+
+  Setup is timed to the last model ``setup`` builds; the evaluation at initialisation, from
+  there to the first chunk (phase 1's optimizer state included)."""
+  if cfg.prior_episodes:
+    raise ValueError("timed_run times one episode's phases: prior_episodes must be 0")
   t_start = time.perf_counter()
-  elapsed = lambda: time.perf_counter() - t_start
-  st = E.setup([cfg])
+  start_by = budget_s if start_by_s is None else start_by_s
   mesh = E.row_mesh()
-  rows = E.padded_rows(None, len(st.seeds), mesh)
-  gather = lambda tree: tree if rows is None else jax.tree.map(lambda x: x[rows], tree)
-  params = sync(gather(st.params))
-  setup_s = elapsed()
-  t0 = time.perf_counter()
-  E.to_host(E.evaluate_seeds(*E.place_rows(gather((params, st.rest, st.data)), mesh),
-                             cfg=E.compile_key(cfg), graphdef=st.graphdef))
-  init_eval_s = time.perf_counter() - t0
-  log(f"  setup {setup_s:.1f} s, evaluation at initialisation (compile included) "
-      f"{init_eval_s:.1f} s")
-  # Each phase's share of what is left after the later phases' compilations (estimated as
-  # the last first chunk): its steps over the steps left. Every phase runs at least 3 chunks
-  # (the first includes compilation) unless the stage's budget is spent.
-  steps = {p: E.phase_steps(cfg, p) for p in PHASES}
-  phases, ref, first_chunk_s = {}, None, compile_hint_s
-  for i, phase in enumerate(PHASES):
-    later = len(PHASES) - i - 1
-    left = budget_s - elapsed()
-    may_start = (budget_s if start_by_s is None else start_by_s) - elapsed()
-    if may_start <= 0 or may_start < first_chunk_s:
-      log(f"  {phase} and later phases: not run, {max(may_start, 0):.0f} s left to start "
-          f"a phase in (a first chunk took {first_chunk_s:.0f} s)")
-      break
-    share = max(left - later * first_chunk_s, 0) * steps[phase] / sum(
-        steps[p] for p in PHASES[i:])
-    t_phase = time.perf_counter()
-    ph = E.place_phase(E.start_phase(st, cfg, phase, params, ref, rows), mesh)
-    n = min(cfg.eval_every, ph.n_total)
-    chunks, done = [], 0
-    for start in range(0, ph.n_total, n):
-      next_s = np.median(chunks[1:]) if len(chunks) > 1 else (chunks[0] if chunks else 0)
-      if len(chunks) >= 3 and time.perf_counter() - t_phase + next_s > share:
-        break
-      if len(chunks) >= 2 and elapsed() + next_s > budget_s:
-        break
-      t0 = time.perf_counter()
-      metrics, _ = E.to_host(ph.run(start, n))  # the host reads each chunk, as train does
-      chunks.append(time.perf_counter() - t0)
-      done += min(n, ph.n_total - start)
-      if not np.isfinite(metrics["loss"]).all():
-        log(f"  note: non-finite loss in phase {phase} (timing continues)")
-    params = ph.params
-    if phase == "pretrain":
-      ref = jax.tree.map(jnp.copy, params)
-    sync(params)
-    measured = time.perf_counter() - t_phase
-    n_chunks = -(-ph.n_total // n)
-    steady = float(np.median(chunks[1:])) if len(chunks) > 1 else float("nan")
-    full = measured if done == ph.n_total else measured + (n_chunks - len(chunks)) * steady
-    first_chunk_s = chunks[0]
-    phases[phase] = dict(steps=ph.n_total, steps_run=done, measured_s=measured,
-                         first_chunk_s=chunks[0], chunk_s=steady, chunk_steps=n,
-                         full_s=full, complete=done == ph.n_total)
-    log(f"  {phase}: {done}/{ph.n_total} steps in {measured:.1f} s (first chunk, compile "
-        f"included, {chunks[0]:.1f} s; then {steady:.3f} s per {n}-step chunk)"
-        + ("" if done == ph.n_total else f"; stopped by the budget, full phase "
-           f"extrapolated: {full:.1f} s"))
-  total_measured = elapsed()
-  total_full = setup_s + init_eval_s + sum(p["full_s"] for p in phases.values()) \
+  model_built = []
+
+  def make_model(*args):
+    model = E.build_model(*args)
+    model_built.append(time.perf_counter())
+    return model
+
+  timer = PhaseBudget(cfg, budget_s, start_by, compile_hint_s, t_start, log, model_built)
+  may_start = start_by - setup_hint_s
+  if may_start <= 0 or may_start < compile_hint_s:
+    log(f"  {PHASES[0]} and later phases: not run, {max(may_start, 0):.0f} s left to start a "
+        f"phase in after the expected {setup_hint_s:.0f} s of setup and evaluation (a first "
+        f"chunk took {compile_hint_s:.0f} s)")
+  else:
+    try:
+      E.train(cfg, make_model, progress=False, save=False, on_chunk=timer)
+    except E.NonFiniteLossError as err:
+      log(f"  note: {err}; timing stopped there")
+      timer.close(time.perf_counter())
+  phases = timer.phases
+  total_full = timer.setup_s + timer.init_eval_s + sum(p["full_s"] for p in phases.values()) \
       if len(phases) == len(PHASES) else float("nan")
-  return dict(seeds=cfg.n_seeds, devices=1 if mesh is None else mesh.size, setup_s=setup_s,
-              init_eval_s=init_eval_s, phases=phases, measured_s=total_measured,
-              full_s=total_full, complete=len(phases) == len(PHASES) and all(
+  return dict(seeds=cfg.n_seeds, devices=1 if mesh is None else mesh.size,
+              setup_s=timer.setup_s, init_eval_s=timer.init_eval_s, phases=phases,
+              measured_s=time.perf_counter() - t_start, full_s=total_full,
+              complete=len(phases) == len(PHASES) and all(
                   p["complete"] for p in phases.values()))
 
 
@@ -171,7 +222,8 @@ def report(args, head: dict, stages: list[dict]) -> str:
   for s in stages:
     e2e = "not measured: phases not run" if len(s["phases"]) < len(PHASES) else (
         f"{s['full_s']:.1f}" + ("" if s["complete"] else " (phases extrapolated)"))
-    lines.append(f"| {s['seeds']} | {s['setup_s'] + s['init_eval_s']:.1f} | "
+    pre = s["setup_s"] + s["init_eval_s"]
+    lines.append(f"| {s['seeds']} | {'not run' if np.isnan(pre) else f'{pre:.1f}'} | "
                  f"{s['measured_s']:.1f} | {e2e} |")
   if len(stages) == 2:
     one, many = stages
@@ -215,7 +267,8 @@ def main(argv=None):
     cfg = make_config(args.preset, n_seeds=seeds, out_dir="")
     log(f"{seeds} seed(s), preset {args.preset}, {left * share:.0f} s of budget:")
     hint = max([p["first_chunk_s"] for s in stages for p in s["phases"].values()] or [0])
-    stages.append(timed_run(cfg, left * share, log, hint, left * start_by))
+    setup_hint = max([s["setup_s"] + s["init_eval_s"] for s in stages] or [0])
+    stages.append(timed_run(cfg, left * share, log, hint, left * start_by, setup_hint))
     text = report(args, head, stages)
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     with open(out, "w") as f:

@@ -2,9 +2,11 @@
 
   python benchmarks/time_runs.py [--skip-cpu] [--paper-steps 3]
 
-The paper step is timed as a 1-step chunk of the engine's own compiled phase-2 program
-(compile excluded, median of --paper-steps calls; its evaluation of 6 x 128 sequences is
-timed separately and subtracted). Prints a markdown table and writes benchmarks/time_runs.md.
+The cpu run is the engine's own loop (``toy.engine.train``). The paper step is timed as a
+1-step chunk of the engine's own compiled phase-2 program, on the state ``train`` builds for
+phase 2 (``toy.engine.phase_state``; compile excluded, median of --paper-steps calls; its
+evaluation of 6 x 128 sequences is timed separately and subtracted). Prints a markdown table
+and writes benchmarks/time_runs.md.
 """
 import argparse
 import os
@@ -12,7 +14,6 @@ import platform
 import time
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 import toy
@@ -29,8 +30,7 @@ def time_cpu_run() -> float:
 def time_paper_dpo_step(repeats: int) -> dict:
   # both prefixes, so that the chunk's evaluation is the one evaluate_seeds times below
   cfg = make_config("paper", eval_every=1, eval_prefixes="both")
-  st = E.setup([cfg])
-  ph = E.start_phase(st, cfg, "dpo", st.params, ref=jax.tree.map(jnp.copy, st.params))
+  ph = E.phase_state(cfg, "dpo")  # its reference: a copy of the initial parameters
   t0 = time.perf_counter()
   jax.block_until_ready(ph.run(0, 1))
   compile_s = time.perf_counter() - t0

@@ -323,6 +323,19 @@ def start_phase(st: Setup, cfg: Config, phase: str, params, ref=None, rows=None,
                st.graphdef)
 
 
+def phase_state(cfg: Config, phase: str, make_model: Callable = build_model,
+                reference: Callable | None = None) -> Phase:
+  """``phase``'s state at its step 0 for ``cfg``'s seeds, built from their initial models as
+  ``train_many`` builds a phase (``setup``, then ``start_phase``; on the default device, no
+  row mesh), for timing or lowering chunks of one phase alone: the phases before it are not
+  trained. Phases 2-3 compare against ``reference(params)`` (default: a copy of the initial
+  parameters)."""
+  st = setup([cfg], make_model)
+  ref = None if phase == "pretrain" else (
+      reference or (lambda p: jax.tree.map(jnp.copy, p)))(st.params)
+  return start_phase(st, cfg, phase, st.params, ref)
+
+
 @dataclasses.dataclass
 class Chunk:
   """What ``train_many``'s ``on_chunk`` sees after each compiled chunk.

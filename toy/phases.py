@@ -154,8 +154,11 @@ def summarize(cfg: Config, history: list[dict]) -> list[dict]:
   out = []
   for seed in sorted({r["seed"] for r in history}):
     rows = [r for r in history if r["seed"] == seed]
-    mix = [r for r in rows if r["phase"] == "mix"] or rows[-1:]
-    dpo = [r for r in rows if r["phase"] == "dpo"] or rows[-1:]
+    # A run stopped early (complete=False) reads its last row evaluated under the prefix.
+    mix = [r for r in rows if r["phase"] == "mix"] or [
+        r for r in rows if "eval/reverse/control" in r][-1:]
+    dpo = [r for r in rows if r["phase"] == "dpo"] or [
+        r for r in rows if "eval/regular/control" in r][-1:]
     s = {"seed": seed, "chance": cfg.chance}
     names = [n for n in EVAL_SETS if n != "placebo" or "eval/reverse/placebo" in mix[-1]]
     for name in names:
