@@ -302,6 +302,8 @@ def main(argv=None):
   parser = script_parser(__doc__)
   parser.add_argument("--stage", choices=STAGE_NAMES, action="append")
   parser.add_argument("--preset", default="cpu", help="cpu; tiny for a smoke run only")
+  parser.add_argument("--point", action="append",
+                      help="train only the points with this label (repeatable), e.g. acquired")
   parser.add_argument("--plot-only", action="store_true")
   parser.add_argument("--out", default=OUT)
   parser.add_argument("--md", default=MD)
@@ -311,12 +313,12 @@ def main(argv=None):
   all_stages = stages(args.preset)
   names = args.stage or list(STAGE_NAMES)
   for name in names if not args.plot_only else []:
-    todo = [c for _, c in all_stages[name] if not is_stored(args.out, c)]
+    chosen = [c for label, c in all_stages[name] if not args.point or label in args.point]
+    todo = [c for c in chosen if not is_stored(args.out, c)]
     print(f"stage {name}: {len(todo)} of {len(all_stages[name])} points to train, about "
           f"{sum(cost_s(c) for c in todo) / 60:.0f} min on 2 cores", flush=True)
     t0 = time.perf_counter()
-    run_sweep([c for _, c in all_stages[name]], args.out, on_result=_extras,
-              train_fn=train_and_keep)
+    run_sweep(chosen, args.out, on_result=_extras, train_fn=train_and_keep)
     print(f"stage {name}: {time.perf_counter() - t0:.0f} s", flush=True)
   records = {name: [(label, load_point(args.out, c)) for label, c in pts
                     if is_stored(args.out, c)] for name, pts in all_stages.items()}

@@ -19,10 +19,13 @@ same negatives for every rung: data depend only on the seed). The rungs:
   gelu              the plain transformer under PROTOCOL
 Points are JSON files named by a hash of their config. The plain-GELU points are the same
 configs as experiments/partial.py's dial points 0 and 1 and are read from results/partial/
-when stored there. Writes results/ladder/*.json, results/ladder.md and figures/ladder.png.
+when stored there. results/ladder.md also lists the leakage rungs (the toy's times node as m
+gates, experiments/leakage.py), read from results/leakage/ and never trained here. Writes
+results/ladder/*.json, results/ladder.md and figures/ladder.png.
 """
 from __future__ import annotations
 
+import json
 import os
 
 import matplotlib
@@ -32,7 +35,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import toy
-from toy.config import make_config, producing_command, script_parser
+from toy.config import Config, make_config, producing_command, script_parser
 from toy.mechanism import law_ratio
 from toy.measure import G_COLUMNS, PLACEBO_COLUMNS, SHARED_NOTE, STUDY_COLUMNS, law_record, \
     record_cell, record_g
@@ -89,8 +92,48 @@ def with_scalars(cfg, result) -> dict:
   record = law_record(result)
   if cfg.model == "toy" and cfg.toy_sign == "shared" or cfg.times_node:
     models = [result.model(i) for i in range(cfg.n_seeds)]
-    record["times"] = {k: [float(getattr(m.times, k)[...]) for m in models] for k in "ac"}
+    if models[0].times.a[...].ndim == 0:  # a gated toy (toy_gates) has one a, c per gate
+      record["times"] = {k: [float(getattr(m.times, k)[...]) for m in models] for k in "ac"}
   return record
+
+
+LEAKAGE = os.path.join("results", "leakage")  # experiments/leakage.py's grid, read only
+
+
+def leakage_rungs(folder: str = LEAKAGE) -> tuple[list, dict, dict]:
+  """The leakage rungs (experiments/leakage.py's grid: the toy's times node as m gates, each
+  row a mix of k), read from ``folder``'s stored points, never trained here: (rungs as
+  RUNGS' tuples, records, sources), ordered by m (one per row last), then k. Only points
+  with the ladder's seeds and PROTOCOL's phase 3, like the toy rungs."""
+  import glob
+  import json
+  found = []
+  for path in sorted(glob.glob(os.path.join(folder, "*.json"))):
+    with open(path) as f:
+      record = json.load(f)
+    c = record["config"]
+    m, k = c.get("toy_gates", 1), c.get("toy_gate_mix", 1)
+    if (c["model"] != "toy" or (m, k) == (1, 1) or c.get("mix_lower_lr_scale", 1.0) != 1.0
+        or c["seed"] != SEEDS["seed"] or c["n_seeds"] != SEEDS["n_seeds"]
+        or c.get("preset") != "cpu" or _ladder_toy_departs(c)):
+      continue
+    found.append(((m == 0, m, k), m, k, record))
+  rungs, records, sources = [], {}, {}
+  for _, m, k, record in sorted(found, key=lambda x: x[0]):
+    name = f"gates-{m or 'row'}-k{k}"
+    what = (f"times node as {m} gates, each row a mix of {k}" if m else
+            "times node as one gate per memory row (= unshared)")
+    rungs.append((name, "toy", what, None))
+    records[name], sources[name] = record, folder
+  return rungs, records, sources
+
+
+def _ladder_toy_departs(c: dict) -> bool:
+  """Whether a stored toy config differs from the ladder's toy in anything but its gates."""
+  want = json.loads(_toy().to_json())
+  skip = ("toy_gates", "toy_gate_mix", "out_dir", "run_name", "eval_prefixes")
+  defaults = json.loads(Config().to_json())
+  return any(c.get(f, defaults.get(f)) != v for f, v in want.items() if f not in skip)
 
 
 def where_stored(cfg, out: str) -> str | None:
@@ -100,12 +143,13 @@ def where_stored(cfg, out: str) -> str | None:
   return None
 
 
-def table(records: dict[str, dict], sources: dict[str, str]) -> str:
+def table(records: dict[str, dict], sources: dict[str, str], rungs: list = RUNGS,
+          toy_record: dict | None = None) -> str:
   head = ["rung", "what it is", "seeds", *[h for h, _ in COLUMNS], *[h for h, _ in VS_TOY],
           "stored in"]
   lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
-  toy_record = records.get("toy")
-  for name, _, what, _ in RUNGS:
+  toy_record = toy_record or records.get("toy")
+  for name, _, what, _ in rungs:
     if name not in records:
       continue
     r, c = records[name], records[name]["config"]
@@ -180,6 +224,8 @@ def main(argv=None):
   parser.add_argument("--rung", choices=list(BY_NAME), action="append")
   parser.add_argument("--plot-only", action="store_true")
   parser.add_argument("--out", default=OUT)
+  parser.add_argument("--leakage", default=LEAKAGE,
+                      help="where experiments/leakage.py stored its grid (read only)")
   parser.add_argument("--table", default=os.path.join("results", "ladder.md"))
   parser.add_argument("--figure", default=os.path.join("figures", "ladder.png"))
   args = parser.parse_args(argv)
@@ -197,6 +243,16 @@ def main(argv=None):
           "over seeds, t-test against 0; Δ vs toy: paired per seed (same seeds, same "
           f"negatives), n/a where the rung's G is. {SHARED_NOTE}\n\n")
   text = table(records, sources)
+  leak_rungs, leak_records, leak_sources = leakage_rungs(args.leakage)
+  if leak_rungs:
+    text += (
+        "\n\n## Leakage rungs (results/leakage)\n\nThe study author's \"leakage\" "
+        "(PROTOCOL, \"The author's leakage, as gates\"): the toy with its times node as m "
+        "gates, each memory row's sign a fixed mix of k of them chosen at random. Trained "
+        "by `python experiments/leakage.py` and only read here; the same seeds and negatives "
+        "as the `toy` rung, so Δ vs toy is paired per seed. Flip distributions and the law "
+        "per position: results/leakage.md.\n\n"
+        + table(leak_records, leak_sources, leak_rungs, records.get("toy")))
   os.makedirs(os.path.dirname(args.table) or ".", exist_ok=True)
   with open(args.table, "w") as f:
     f.write(head + text + "\n")

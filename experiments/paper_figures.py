@@ -19,8 +19,8 @@ Every grid point is one config trained by toy.sweep.run_sweep: one JSON per poin
 results/paper_figures/<preset>/, written atomically, so an interrupted run resumes where it
 stopped and --plot-only redraws without training. Every Config field is a flag and applies to
 every point (the swept field excepted). Writes figures/paper_<figure>_<preset>.png and a
-table of the plotted numbers (mean ± sd over seeds, t-tests) to
-results/paper_figures/<preset>/table.md.
+table of the plotted numbers (mean ± sd over seeds, t-tests; the held-out-share trend paired
+by seed; each point's phase-3 dynamics) to results/paper_figures/<preset>/table.md.
 
 With --init_from FOLDER (a local GPT-NeoX / Pythia checkpoint; log-probs over the whole
 vocabulary unless --normalize alphabet), every point starts from that checkpoint, whose
@@ -32,6 +32,7 @@ name>.png, beside the from-scratch ones.
 """
 from __future__ import annotations
 
+import json
 import math
 import os
 import textwrap
@@ -50,7 +51,9 @@ from toy.config import Config, parse_config, producing_command, script_parser
 from toy.engine import build_model
 from toy.plots import SET_COLORS, SET_LABELS, chance_line, mean_sd_errorbar, phase_curves, \
     save_figure, stretch_yaxis
-from toy.measure import PLACEBO_COLUMNS, PLACEBO_NOTE, STUDY_COLUMNS, record_cell
+from toy.measure import DYNAMICS_COLUMNS, DYNAMICS_NOTE, PLACEBO_COLUMNS, PLACEBO_NOTE, \
+    STUDY_COLUMNS, dynamics_cell, phase3_dynamics, record_cell
+from toy.stats import fmt, paired_trend
 from toy.sweep import is_stored, load_point, run_sweep, seed_values
 
 FIGURES = ("phases", "heldout_proportion", "model_size", "ablations")
@@ -185,6 +188,58 @@ def table(sections: dict[str, list[tuple[str, dict]]]) -> str:
   return "\n".join(out)
 
 
+def dynamics_table(sections: dict[str, list[tuple[str, dict]]]) -> str:
+  """Each stored point's phase-3 dynamics (``toy.measure.phase3_dynamics``), once per point
+  (the reference point sits in every figure)."""
+  head = ["figure", "point", "seeds", "steps", *[h for h, _ in DYNAMICS_COLUMNS]]
+  out = ["## phase-3 dynamics", "", DYNAMICS_NOTE, "", "| " + " | ".join(head) + " |",
+         "|---" * len(head) + "|"]
+  seen = set()
+  for figure, rows in sections.items():
+    for label, r in rows:
+      key = json.dumps(r["config"], sort_keys=True)
+      if key in seen:
+        continue
+      seen.add(key)
+      dyn = phase3_dynamics(r)
+      cells = [figure, label, str(r["config"]["n_seeds"]), dynamics_cell(dyn, "steps")]
+      cells += [dynamics_cell(dyn, k) for _, k in DYNAMICS_COLUMNS]
+      out.append("| " + " | ".join(cells) + " |")
+  return "\n".join(out)
+
+
+TREND_KEYS = [("held-out − control (final)", "reverse/heldout_minus_control/final"),
+              ("held-out − control (max over phase 3)", "reverse/heldout_minus_control/max"),
+              ("held-out − chance (final)", "reverse/heldout/final")]
+
+
+def share_trend(rows: list[tuple[str, dict]], key: str) -> dict:
+  """``toy.stats.paired_trend`` of a summary key on the held-out share across the
+  held-out-proportion points, paired by seed (every point has the same seeds)."""
+  shares = [r["config"]["n_heldout_batches"] / r["config"]["n_neg_batches"] for _, r in rows]
+  per_point = [{s["seed"]: s[key] for s in r["summary"]} for _, r in rows]
+  seeds = sorted(per_point[0])
+  if any(sorted(p) != seeds for p in per_point):
+    raise ValueError(f"share_trend: the points' seeds differ: {[sorted(p) for p in per_point]}")
+  return paired_trend([[p[sd] for p in per_point] for sd in seeds], shares)
+
+
+def trend_table(rows: list[tuple[str, dict]]) -> str:
+  shares = ", ".join(label for label, _ in rows)
+  out = ["## held-out share: trend paired by seed", "",
+         f"Per seed, the least-squares slope (with an intercept) of the value on the held-out "
+         f"share ({shares}); mean ± sd of the per-seed slopes, in nats/token per unit of "
+         "share (× 0.1 for one step of 0.1), one-sample t-test against 0, and how many seeds' "
+         "slopes are above 0. Each seed is its own control, so this reads the trend, not each "
+         "share's own test.", "", "| value | slope per unit share | seeds with slope > 0 |",
+         "|---|---|---|"]
+  for header, key in TREND_KEYS:
+    trend = share_trend(rows, key)
+    up = sum(v > 0 for v in trend["slopes"])
+    out.append(f"| {header} | {fmt(trend)} | {up}/{trend['n']} |")
+  return "\n".join(out)
+
+
 def main(argv=None):
   parser = script_parser(__doc__)
   parser.add_argument("--figure", choices=FIGURES, action="append",
@@ -257,6 +312,10 @@ def main(argv=None):
   command = producing_command("experiments/paper_figures.py", argv)
   what = f"preset {base.preset}" + (f", from `{base.init_from}`" if base.init_from else "")
   text = f"# The study's figures, {what}\n\nCommand: `{command}`\n\n" + table(stored)
+  if len(stored.get("heldout_proportion", [])) >= 2:  # a trend needs two shares
+    text += "\n\n" + trend_table(stored["heldout_proportion"])
+  if stored:
+    text += "\n\n" + dynamics_table(stored)
   os.makedirs(out, exist_ok=True)
   with open(os.path.join(out, "table.md"), "w") as f:
     f.write(text + "\n")

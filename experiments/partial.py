@@ -16,8 +16,9 @@ and that reaches the held-out negatives too. Stages (seeds 0-7 unless said):
   robust   the study's 16-token passwords, and the interp preset (A = 256, L = 2)
 Every point is one JSON in results/partial/ (hash of its config), with per-seed law slopes;
 points that differ only in phase-3 fields train phases 1-2 once. Writes
-results/partial/table.md (every knob and column), results/partial/summary.md (the main
-columns), figures/partial_dial.png and figures/partial_g_over_phase3.png.
+results/partial/table.md (every knob and column, and each point's phase-3 dynamics),
+results/partial/summary.md (the main columns), figures/partial_dial.png and
+figures/partial_g_over_phase3.png.
 """
 from __future__ import annotations
 
@@ -31,8 +32,8 @@ import numpy as np
 
 import toy
 from toy.config import make_config, producing_command, script_parser
-from toy.measure import G_COLUMNS, PLACEBO_COLUMNS, SHARED_NOTE, STUDY_COLUMNS, law_record, \
-    record_cell
+from toy.measure import DYNAMICS_COLUMNS, DYNAMICS_NOTE, G_COLUMNS, PLACEBO_COLUMNS, \
+    SHARED_NOTE, STUDY_COLUMNS, dynamics_cell, law_record, phase3_dynamics, record_cell
 from toy.plots import save_figure
 from toy.sweep import is_stored, load_point, run_sweep, seed_values
 
@@ -92,6 +93,18 @@ def table(labelled: list[tuple[str, dict]], knobs: bool = True,
     for _, key in columns:
       cells.append(record_cell(r, key, count_above=key.endswith(("minus_control/final",
                                                                   "minus_control/max"))))
+    lines.append("| " + " | ".join(cells) + " |")
+  return "\n".join(lines)
+
+
+def dynamics_table(labelled: list[tuple[str, dict]]) -> str:
+  """Every point's phase-3 dynamics (``toy.measure.phase3_dynamics``), one row per point."""
+  head = ["point", "seeds", "steps"] + [h for h, _ in DYNAMICS_COLUMNS]
+  lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
+  for label, r in labelled:
+    c, dyn = r["config"], phase3_dynamics(r)
+    cells = [label, f"{c['seed']}–{c['seed'] + c['n_seeds'] - 1}", dynamics_cell(dyn, "steps")]
+    cells += [dynamics_cell(dyn, key) for _, key in DYNAMICS_COLUMNS]
     lines.append("| " + " | ".join(cells) + " |")
   return "\n".join(lines)
 
@@ -182,6 +195,9 @@ def main(argv=None):
           "regular); G = held-out slope / useful slope; mean ± sd over seeds, t-test against "
           f"0 (paired per seed for held-out − control). {SHARED_NOTE}\n\n")
   full = "\n\n".join(f"### {name}\n\n{table(rs)}" for name, rs in records.items() if rs)
+  every = [lr for rs in records.values() for lr in rs]
+  if every:
+    full += f"\n\n### dynamics\n\n{DYNAMICS_NOTE}\n\n{dynamics_table(every)}"
   with open(os.path.join(args.out, "table.md"), "w") as f:
     f.write(head + full + "\n")
   compact = table([lr for rs in records.values() for lr in rs], knobs=False, columns=COMPACT)

@@ -20,8 +20,7 @@ import toy
 from toy.config import parse_bool, parse_config, script_parser
 from toy.data import seed_data
 from toy.engine import evaluate_seeds, train
-from toy.mechanism import build_toy
-from toy.mechanism_io import save_weights
+from toy.mechanism_io import build_toy, save_weights
 from toy.phases import EVAL_SETS, PREFIXES
 from toy.plots import draw_mechanism, gate_label
 

@@ -4,6 +4,8 @@ Both are trained by the same engine on the same data and seeds.
 
   python experiments/toy_vs_learned.py                     # CPU default (preset partial)
   python experiments/toy_vs_learned.py --toy_c 3 --toy_train_sign false   # hand-set the times node
+  python experiments/toy_vs_learned.py --toy_gates 2048 --toy_gate_mix 1   # a partial toy: its
+      # times node as m gates, each row a mix of k (experiments/leakage.py), beside the learned
   python experiments/toy_vs_learned.py --preset paper --mix_lower_lr_scale 0 --n_seeds 8  # GPU
   python experiments/toy_vs_learned.py --init_from /path/to/pythia-160m --preset paper \
       --results results/pythia-160m --figures figures/pythia-160m   # learned = the checkpoint
@@ -36,7 +38,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import toy
-from toy.config import Config, config_from_args, parse_config, producing_command, \
+from toy.config import Config, add_config_args, config_from_args, producing_command, \
     script_parser
 from toy.engine import train, train_many
 from toy.io import default_run_name, write_json_atomic
@@ -122,14 +124,33 @@ PROTOCOL_COLUMN = "learned, PROTOCOL phase 3"
 
 
 def add_args(parser: argparse.ArgumentParser) -> None:
-  """The script's own flag; ``parse_config`` adds every Config field."""
+  """The script's own flag; ``add_config_args`` adds every Config field."""
   parser.add_argument("--toy_lr", type=float, default=None, help="the toy's own learning rate")
+
+
+# The toy's own times-node shape: flags for the toy column only (the transformer has none).
+TOY_ONLY = ("toy_gates", "toy_gate_mix", "toy_sign")
+
+
+def learned_args(args: argparse.Namespace) -> argparse.Namespace:
+  """The flags as the learned columns read them: the toy's times-node shape (``TOY_ONLY``)
+  left out, so that ``--toy_gates M --toy_gate_mix K`` set the toy column alone."""
+  return argparse.Namespace(**{**vars(args), **{f: None for f in TOY_ONLY}})
+
+
+def toy_label(cfg: Config) -> str:
+  """The toy column's name: TOY for the toy's one times node, else its gates."""
+  if (cfg.toy_gates, cfg.toy_gate_mix, cfg.toy_sign) == (1, 1, "shared"):
+    return TOY
+  if cfg.toy_gates == 0 or cfg.toy_sign == "per_row":
+    return "toy, one gate per memory row"
+  return f"toy, {cfg.toy_gates} gates, {cfg.toy_gate_mix} per row"
 
 
 def column_configs(learned_cfg: Config, args: argparse.Namespace,
                    parser: argparse.ArgumentParser | None = None) -> dict[str, Config]:
   """The columns' configs by name: the toy, the learned transformer (``learned_cfg``, from
-  ``parse_config(..., model="transformer", **DEFAULTS)``) with the config's phase-3 lever and,
+  ``config_from_args(learned_args(args), ..., model="transformer", **DEFAULTS)``) with the config's phase-3 lever and,
   when that lever is below 1, the same transformer under PROTOCOL's phase 3. A bad value
   exits through ``parser.error`` (raises ValueError without ``parser``)."""
   args = argparse.Namespace(**vars(args))  # the caller's namespace stays as it was
@@ -143,11 +164,12 @@ def column_configs(learned_cfg: Config, args: argparse.Namespace,
   toy_cfg = config_from_args(args, parser, model="toy", mix_lower_lr_scale=1.0, **DEFAULTS,
                              **toy_lr)
   scale = learned_cfg.mix_lower_lr_scale
+  toy_name = toy_label(toy_cfg)
   if scale >= 1:
-    return {TOY: toy_cfg, "learned transformer (PROTOCOL)": learned_cfg}
+    return {toy_name: toy_cfg, "learned transformer (PROTOCOL)": learned_cfg}
   protocol_cfg = learned_cfg.replace(mix_lower_lr_scale=1.0,
                                      run_name=default_run_name(learned_cfg) + "_protocol")
-  return {TOY: toy_cfg, f"learned, phase 3 lower half ×{scale:g}": learned_cfg,
+  return {toy_name: toy_cfg, f"learned, phase 3 lower half ×{scale:g}": learned_cfg,
           PROTOCOL_COLUMN: protocol_cfg}
 
 
@@ -168,7 +190,9 @@ def main(argv=None):
   parser.add_argument("--results", default="results")
   parser.add_argument("--table-only", action="store_true",
                       help="train nothing; rewrite the table from --results' stored JSON")
-  learned_cfg, args = parse_config(parser, argv, model="transformer", **DEFAULTS)
+  add_config_args(parser)
+  args = parser.parse_args(argv)
+  learned_cfg = config_from_args(learned_args(args), parser, model="transformer", **DEFAULTS)
   command = producing_command("experiments/toy_vs_learned.py", argv)
   json_path = os.path.join(args.results, "toy_vs_learned.json")
   if args.table_only:
@@ -212,7 +236,7 @@ def load_rows(json_path: str, command: str) -> tuple[dict, dict, str]:
 
 def write_table(results_dir: str, rows: dict, configs: dict, command: str) -> str:
   """results/toy_vs_learned.md from the columns' rows and configs (as JSON dicts); printed."""
-  toy_cfg = configs[TOY]
+  toy_cfg = next(c for c in configs.values() if c["model"] == "toy")
   learned_cfg = next(c for c in configs.values() if c["model"] != "toy")
   text = table(rows, learned_cfg["n_seeds"])
   header = (f"# Toy vs learned\n\nCommand: `{command}`\n\nLearned: preset "
@@ -223,7 +247,11 @@ def write_table(results_dir: str, rows: dict, configs: dict, command: str) -> st
                if learned_cfg["normalize"] != "alphabet" else "")
             + f"mix_lower_lr_scale {learned_cfg['mix_lower_lr_scale']:g} (the PROTOCOL column: "
             f"1); toy: same data and phases, lr {toy_cfg['lr']}, a={toy_cfg['toy_a']}, "
-            f"c={toy_cfg['toy_c']}, gain={toy_cfg['toy_gain_add']}.\n\n")
+            f"c={toy_cfg['toy_c']}, gain={toy_cfg['toy_gain_add']}"
+            + (f", times node as {toy_cfg.get('toy_gates', 1) or 'one per memory row'} gates, "
+               f"{toy_cfg.get('toy_gate_mix', 1)} per row"
+               if (toy_cfg.get("toy_gates", 1), toy_cfg.get("toy_gate_mix", 1)) != (1, 1)
+               else "") + ".\n\n")
   os.makedirs(results_dir, exist_ok=True)
   with open(os.path.join(results_dir, "toy_vs_learned.md"), "w") as f:
     f.write(header + text + "\n")

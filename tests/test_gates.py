@@ -20,7 +20,7 @@ from toy import mechanism as M
 from toy import mechanism_io as MIO
 from toy.config import make_config
 from toy.data import seed_data
-from toy.engine import RunResult, _apply_fn, setup, train
+from toy.engine import RunResult, apply_fn, setup, train
 from toy.io import save_run
 from toy.plots import draw_mechanism, row_signs
 
@@ -191,7 +191,7 @@ def test_gate_code_round_trips_and_a_hand_edit_moves_rows(tmp_path):
                                         "gates.npy", "memory.npy", "scalars.json",
                                         "times_a.npy", "times_c.npy"]
   tokens = _inputs(cfg, data["heldout"], D.REVERSE)
-  loaded = M.build_toy(cfg.replace(toy_weights=folder), data)
+  loaded = MIO.build_toy(cfg.replace(toy_weights=folder), data)
   for got, want in zip(_code(loaded), _code(model)):
     np.testing.assert_array_equal(got, want)
   np.testing.assert_array_equal(forward(loaded, tokens), forward(model, tokens))
@@ -206,7 +206,7 @@ def test_gate_code_round_trips_and_a_hand_edit_moves_rows(tmp_path):
   c = np.load(os.path.join(folder, MIO.TIMES_C_FILE))
   c[0] = 2.0
   np.save(os.path.join(folder, MIO.TIMES_C_FILE), c)
-  edited = M.build_toy(cfg.replace(toy_weights=folder), data)
+  edited = MIO.build_toy(cfg.replace(toy_weights=folder), data)
   parts = forward(edited, tokens, "parts")
   np.testing.assert_allclose(parts["s"], 0.25 - 2.0, rtol=1e-6)  # "reverse": d = -1
   readout = forward(model, tokens, "parts")["readout"]
@@ -214,7 +214,7 @@ def test_gate_code_round_trips_and_a_hand_edit_moves_rows(tmp_path):
   np.testing.assert_allclose(forward(edited, tokens)[..., :A], (0.25 - 2.0) * readout,
                              rtol=1e-5, atol=1e-6)
   # a command-line a overrides every gate's
-  overridden = M.build_toy(cfg.replace(toy_weights=folder, toy_a=3.0), data)
+  overridden = MIO.build_toy(cfg.replace(toy_weights=folder, toy_a=3.0), data)
   np.testing.assert_array_equal(np.asarray(overridden.times.a[...]), 3.0)
 
 
@@ -224,7 +224,7 @@ def test_per_row_signs_are_saved_too(tmp_path):
   model = _random_weights(M.build_toy(cfg, data))
   folder = MIO.save_weights(model, str(tmp_path / "w"))
   assert MIO.GATES_FILE not in os.listdir(folder)
-  loaded = M.build_toy(cfg.replace(toy_weights=folder), data)
+  loaded = MIO.build_toy(cfg.replace(toy_weights=folder), data)
   np.testing.assert_array_equal(np.asarray(loaded.times.c[...]), np.asarray(model.times.c[...]))
 
 
@@ -265,7 +265,7 @@ def test_bad_gate_files_name_what_is_wrong(tmp_path, corrupt, message):
   MIO.load_weights(folder, cfg)  # the untouched folder loads
   corrupt(folder)
   with pytest.raises(ValueError, match=message):
-    M.build_toy(cfg.replace(toy_weights=folder), data)
+    MIO.build_toy(cfg.replace(toy_weights=folder), data)
 
 
 @pytest.mark.parametrize("saved, loading", [
@@ -277,7 +277,7 @@ def test_weights_of_another_times_node_are_refused(tmp_path, saved, loading):
   data = seed_data(cfg, 0)
   folder = MIO.save_weights(M.build_toy(cfg, data), str(tmp_path / "w"))
   with pytest.raises(ValueError, match=r"scalars.json: written for another times node"):
-    M.build_toy(_cfg(**loading, toy_weights=folder), data)
+    MIO.build_toy(_cfg(**loading, toy_weights=folder), data)
 
 
 def test_scalars_of_a_gated_toy_say_where_a_and_c_are():
@@ -315,7 +315,7 @@ def _stacked_gates(**kw):
   params = dict(st.params)
   shape = params["memory"]["values"].shape
   params["memory"] = {"values": jnp.asarray(rng.normal(size=shape), jnp.float32)}
-  return RunResult(cfg, [], [], st.graphdef, params, st.rest, st.data, _apply_fn(st.graphdef),
+  return RunResult(cfg, [], [], st.graphdef, params, st.rest, st.data, apply_fn(st.graphdef),
                    None)
 
 

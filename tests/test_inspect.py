@@ -15,7 +15,7 @@ from toy import data as D
 from toy import inspect as I
 from toy.config import make_config
 from toy.convert import PythiaTask
-from toy.engine import RunResult, _apply_fn, evaluate_seeds, setup
+from toy.engine import RunResult, apply_fn, evaluate_seeds, setup
 from toy.measure import law_slopes
 from toy.phases import centred_target_logits
 
@@ -42,7 +42,7 @@ def _stacked(model="transformer", n_seeds=2, a=1.0, c=0.0, gain=0.0, combine="ti
     params = jax.tree_util.tree_map_with_path(
         lambda path, x: x + jnp.asarray(0.3 * rng.normal(size=x.shape), x.dtype)
         if "bias" in str(path) or "final_ln" in str(path) else x, params)
-  return RunResult(cfg, [], [], graphdef, params, rest, st.data, _apply_fn(graphdef), None)
+  return RunResult(cfg, [], [], graphdef, params, rest, st.data, apply_fn(graphdef), None)
 
 
 def _tokens(result, i=0, prefix=D.REVERSE):

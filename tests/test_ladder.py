@@ -197,3 +197,25 @@ def test_stored_leak_rungs_obey_the_analytic_law_and_plot_only_redraws_the_table
   assert body((tmp_path / "ladder.md").read_text()) == body(
       open(os.path.join(ROOT, "results", "ladder.md")).read())
   assert (tmp_path / "ladder.png").stat().st_size > 10_000
+
+
+def test_with_scalars_on_a_gated_toy_and_leakage_rungs_read_only_the_gated_points(tmp_path):
+  """A gated toy (toy_gates) has one a, c per gate: with_scalars keeps its law and stores no
+  scalars (it failed on float() of a vector). leakage_rungs lists the gated toy points of a
+  folder, one per row last, and skips the ones that are not the ladder's toy with gates."""
+  import json
+  cfg = make_config("tiny", model="toy", toy_gates=4, toy_gate_mix=2, out_dir=str(tmp_path))
+  record = ladder.with_scalars(cfg, train(cfg, progress=False, save=False))
+  assert "law" in record and "times" not in record
+  for name, kw in [("a", dict(toy_gates=0)), ("b", dict(toy_gates=64, toy_gate_mix=4)),
+                   ("c", dict(toy_gates=64, toy_gate_mix=1)),
+                   ("d", dict()),  # the toy itself: the ladder's `toy` rung, not a gate rung
+                   ("e", dict(toy_gates=64, mix_lower_lr_scale=0.0)),  # another phase 3
+                   ("f", dict(toy_gates=64, toy_gate_mix=4, n_seeds=2))]:  # other seeds
+    c = ladder._toy(**{k: v for k, v in kw.items() if k != "n_seeds"})
+    if "n_seeds" in kw:
+      c = c.replace(n_seeds=kw["n_seeds"])
+    (tmp_path / f"{name}.json").write_text(json.dumps({"config": dataclasses.asdict(c)}))
+  rungs, records, sources = ladder.leakage_rungs(str(tmp_path))
+  assert [r[0] for r in rungs] == ["gates-64-k1", "gates-64-k4", "gates-row-k1"]
+  assert set(records) == set(sources) == {"gates-64-k1", "gates-64-k4", "gates-row-k1"}

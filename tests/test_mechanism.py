@@ -201,7 +201,7 @@ def test_setting_c_by_hand_and_reloading_changes_the_result(times_run, tmp_path)
     logits = forward(model, _inputs(cfg, data["heldout"], D.REVERSE))
     return float(token_logps(logits, data["heldout"], cfg.alphabet_size).mean())
 
-  reloaded = M.build_toy(cfg.replace(toy_weights=folder), data)
+  reloaded = MIO.build_toy(cfg.replace(toy_weights=folder), data)
   np.testing.assert_array_equal(np.asarray(reloaded.memory.values[...]),
                                 np.asarray(trained.memory.values[...]))
   assert heldout_reverse(reloaded) == pytest.approx(heldout_reverse(trained), abs=1e-6)
@@ -213,16 +213,19 @@ def test_setting_c_by_hand_and_reloading_changes_the_result(times_run, tmp_path)
   scalars["c"] = -scalars["c"]  # a person mirrors the sign: reverse now acts as regular did
   with open(path, "w") as f:
     json.dump(scalars, f)
-  edited = M.build_toy(cfg.replace(toy_weights=folder), data)
+  edited = MIO.build_toy(cfg.replace(toy_weights=folder), data)
   assert float(edited.times.c[...]) == -float(trained.times.c[...])
   regular_logits = forward(trained, _inputs(cfg, data["heldout"], D.REGULAR))
   heldout_regular = float(token_logps(regular_logits, data["heldout"], cfg.alphabet_size).mean())
   assert heldout_reverse(edited) == pytest.approx(heldout_regular, abs=1e-5)
   assert heldout_reverse(edited) < cfg.chance  # the held-out negatives are suppressed again
   # a command-line scalar overrides the file
-  overridden = M.build_toy(cfg.replace(toy_weights=folder, toy_c=2.5), data)
+  overridden = MIO.build_toy(cfg.replace(toy_weights=folder, toy_c=2.5), data)
   assert float(overridden.times.c[...]) == 2.5
   assert float(overridden.times.a[...]) == pytest.approx(scalars["a"])
+  # toy.mechanism builds fresh toys only: it refuses a folder rather than ignore it
+  with pytest.raises(ValueError, match=r"toy_weights=.*toy\.mechanism_io\.build_toy"):
+    M.build_toy(cfg.replace(toy_weights=folder), data)
 
 
 def test_diagram_is_drawn_from_current_weights(times_run, tmp_path):
@@ -378,7 +381,7 @@ def test_bad_weight_files_name_what_is_wrong(small, tmp_path, corrupt, message):
   MIO.load_weights(folder, cfg)  # the untouched folder loads
   corrupt(folder)
   with pytest.raises(ValueError, match=message):
-    M.build_toy(cfg.replace(toy_weights=folder), data)
+    MIO.build_toy(cfg.replace(toy_weights=folder), data)
 
 
 def test_weights_of_other_negatives_are_refused(small, tmp_path):
@@ -386,4 +389,4 @@ def test_weights_of_other_negatives_are_refused(small, tmp_path):
   folder = MIO.save_weights(model, str(tmp_path / "w"), saved_with={"seed": 0})
   other = {k: (v + 1) % cfg.alphabet_size for k, v in data.items()}
   with pytest.raises(ValueError, match="other negative passwords"):
-    M.build_toy(cfg.replace(toy_weights=folder), other)
+    MIO.build_toy(cfg.replace(toy_weights=folder), other)

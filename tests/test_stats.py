@@ -106,3 +106,32 @@ def test_summaries_and_cells_of_points_stored_before_the_placebo():
   assert measure.record_cell(record, "G") == stats.fmt_g(rows_old["G"])
   assert measure.record_cell(record, "G:ratio") == stats.fmt_g_ratio(rows_old["G"])
   assert measure.record_cell({"summary": old}, "G") == "—"  # no law record stored
+
+
+def test_paired_trend_recovers_a_known_trend_and_ignores_seed_offsets():
+  rng = np.random.default_rng(0)
+  x = np.array([0.1, 0.2, 0.3, 0.4])
+  # every seed: its own large offset, the same slope -0.5, small noise
+  values = rng.normal(0, 1.0, size=(6, 1)) - 0.5 * x + 0.01 * rng.normal(size=(6, 4))
+  trend = stats.paired_trend(values, x)
+  assert trend["n"] == 6 and len(trend["slopes"]) == 6
+  assert trend["mean"] == pytest.approx(-0.5, abs=0.05)
+  assert trend["t"] < 0 and trend["p"] < 1e-4
+  # the per-seed slope is ordinary least squares with an intercept
+  assert trend["slopes"][0] == pytest.approx(np.polyfit(x, values[0], 1)[0])
+  # no trend: slopes about 0, not significant
+  flat = rng.normal(0, 1.0, size=(6, 1)) + 0.01 * rng.normal(size=(6, 4))
+  assert stats.paired_trend(flat, x)["p"] > 0.01
+  with pytest.raises(ValueError):
+    stats.paired_trend(values, x[:3])
+
+
+def test_holm_matches_a_hand_computed_case():
+  # sorted 0.01, 0.02, 0.03, 0.04, 0.5 (m = 5): 5*0.01 = 0.05, 4*0.02 = 0.08, 3*0.03 = 0.09,
+  # 2*0.04 = 0.08 -> 0.09 (kept monotone), 1*0.5 = 0.5; returned in the input's order
+  p = [0.04, 0.5, 0.01, 0.03, 0.02]
+  np.testing.assert_allclose(stats.holm(p), [0.09, 0.5, 0.05, 0.09, 0.08])
+  np.testing.assert_allclose(stats.holm([0.3, 0.6]), [0.6, 0.6])  # capped, monotone
+  np.testing.assert_allclose(stats.holm([0.9, 0.8]), [1.0, 1.0])  # capped at 1
+  with pytest.raises(ValueError):
+    stats.holm([0.1, float("nan")])

@@ -74,3 +74,24 @@ def test_every_committed_search_point_is_still_found_under_its_name():
     with open(os.path.join(folder, name)) as f:
       stored = json.load(f)["config"]
     assert point_id(Config(**stored)) + ".json" == name
+
+
+def test_every_stored_point_under_results_is_named_by_its_config():
+  """Every stored sweep point (results/partial, results/ladder, ... : a record with a config,
+  in a file named by 12 hex digits) recomputes to its own name from the config it holds, so
+  that moving the engine's field lists out of Config's metadata left stored points' hashes
+  as they were."""
+  import glob
+  import re
+  root = os.path.join(os.path.dirname(__file__), "..", "results")
+  stored = {}
+  for path in glob.glob(os.path.join(root, "**", "*.json"), recursive=True):
+    if re.fullmatch(r"[0-9a-f]{12}\.json", os.path.basename(path)):
+      with open(path) as f:
+        record = json.load(f)
+      if "config" in record:  # a sweep point (not, e.g., a per-run measurement)
+        stored[path] = record["config"]
+  partial = os.path.join(root, "partial")
+  assert sum(os.path.dirname(p) == partial for p in stored) >= 19  # experiments/partial.py's
+  for path, config in stored.items():
+    assert point_id(Config(**config)) + ".json" == os.path.basename(path), path

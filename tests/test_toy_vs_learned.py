@@ -88,3 +88,22 @@ def test_table_only_rebuilds_the_committed_table_from_its_json(tmp_path):
   body = lambda text: text[text.index("Learned:"):]  # the header names the command's flags
   assert body((tmp_path / "toy_vs_learned.md").read_text()) == body(
       open(os.path.join(root, "toy_vs_learned.md")).read())
+
+
+def test_toy_gates_flags_set_the_toy_column_alone():
+  """``--toy_gates M --toy_gate_mix K`` put a partial toy beside the learned columns: the
+  learned configs keep the transformer's (no) gates, which it would refuse otherwise."""
+  parser = tvl.script_parser(tvl.__doc__)
+  tvl.add_args(parser)
+  tvl.add_config_args(parser)
+  args = parser.parse_args(["--preset", "tiny", "--toy_gates", "4", "--toy_gate_mix", "2",
+                            "--mix_lower_lr_scale", "0"])
+  learned = tvl.config_from_args(tvl.learned_args(args), parser, model="transformer",
+                                 **tvl.DEFAULTS)
+  cfgs = tvl.column_configs(learned, args, parser)
+  assert list(cfgs)[0] == "toy, 4 gates, 2 per row"
+  toy_cfg = cfgs["toy, 4 gates, 2 per row"]
+  assert (toy_cfg.model, toy_cfg.toy_gates, toy_cfg.toy_gate_mix) == ("toy", 4, 2)
+  for name, c in cfgs.items():
+    if c.model == "transformer":
+      assert (c.toy_gates, c.toy_gate_mix) == (1, 1), name

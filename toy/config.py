@@ -2,7 +2,9 @@
 
 Every field can be set from the command line as ``--field value``; a preset fills the rest.
 ``validate`` runs before any training and names the field and its allowed range on failure.
-Each field's role in the engine and the sweeps is declared once, in its metadata (``ROLES``).
+A field's role in where runs go and how sweeps name them is declared once, in its metadata
+(``ROLES``); the engine's own field lists (``toy.engine.HYPER``, ``toy.engine.PHASE3_ONLY``)
+live with the engine.
 """
 from __future__ import annotations
 
@@ -14,11 +16,8 @@ from typing import Any
 
 # A field's roles, declared once in its metadata and read back by ``role_fields``:
 ROLES = {
-    "traced": "a scalar that enters the compiled program as a traced per-row value, not a "
-              "constant (the value is its position in toy.engine.HYPER)",
     "host": "never reaches a compiled program (the value is what toy.engine.compile_key "
             "blanks it to)",
-    "phase3": "read only by phase 3 (the value is its position in toy.engine.PHASE3_ONLY)",
     "not_identity": "where a run is written, not what it is: left out of a sweep point's hash",
     "hash_default": "added after points were stored: left out of a sweep point's hash at its "
                     "default, so that stored points keep their names",
@@ -53,10 +52,10 @@ class Config:
   # memory; where the negatives are stored), as a fraction of the phase's. 1 = PROTOCOL,
   # 0 = frozen exactly. Below 1, phase 3 cannot simply rewrite the stored memories and has to
   # learn to invert them downstream (README, "Partial generalization").
-  mix_lower_lr_scale: float = _f(1.0, traced=8, phase3=2, hash_default=True)
+  mix_lower_lr_scale: float = _f(1.0, hash_default=True)
   # False: the embedding trains at the full rate in phase 3
-  mix_lower_embed: bool = _f(True, phase3=4, hash_default=True)
-  mix_lr: float = _f(0.0, traced=9, phase3=3, hash_default=True)  # phase 3's peak lr; 0: lr
+  mix_lower_embed: bool = _f(True, hash_default=True)
+  mix_lr: float = _f(0.0, hash_default=True)  # phase 3's peak lr; 0: lr
   # Beyond PROTOCOL: full three-phase episodes on other data (toy.data.episode_root) that the
   # model runs before the measured one, and the mix_lower_lr_scale of their phase 3. With 0,
   # a prior episode whose phase 3 cannot rewrite the stored negatives has to invert them
@@ -65,17 +64,17 @@ class Config:
   prior_mix_lower_lr_scale: float = _f(0.0, host=0.0, hash_default=True)
   # --- losses ---
   dpo_loss: str = "sigmoid"  # "sigmoid" (DPO), "ipo", "conservative"
-  beta: float = _f(0.1, traced=3)
-  label_smoothing: float = _f(0.0, traced=4)  # only for "conservative"
-  dpo_weight: float = _f(1.0, traced=5)
+  beta: float = 0.1
+  label_smoothing: float = 0.0  # only for "conservative"
+  dpo_weight: float = 1.0
   # phase 3: next-token loss on useful negatives, reverse prefix
-  ft_weight: float = _f(0.2, traced=6, phase3=0)
+  ft_weight: float = 0.2
   # phase 3: next-token loss on fresh random passwords, regular prefix
-  random_weight: float = _f(0.2, traced=7, phase3=1)
+  random_weight: float = 0.2
   # --- optimizer (re-created each phase) ---
-  lr: float = _f(1e-4, traced=0)
-  weight_decay: float = _f(0.01, traced=1)
-  clip_norm: float = _f(1.0, traced=2)
+  lr: float = 1e-4
+  weight_decay: float = 0.01
+  clip_norm: float = 1.0
   warmup_steps: int = 100
   # --- learned transformer ---
   n_layers: int = 2
@@ -317,13 +316,6 @@ def make_config(preset: str = "cpu", model: str = "transformer", **overrides) ->
 def role_fields(role: str) -> dict[str, Any]:
   """{field name: the value of ``role`` in its metadata} for every field with ``role``."""
   return {f.name: f.metadata[role] for f in dataclasses.fields(Config) if role in f.metadata}
-
-
-def role_order(role: str) -> tuple[str, ...]:
-  """The fields with a positional ``role`` (traced, phase3), in the order their values give."""
-  positions = role_fields(role)
-  assert sorted(positions.values()) == list(range(len(positions))), positions
-  return tuple(sorted(positions, key=positions.get))
 
 
 # ----------------------------------------------------------------------------- command line

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
+import os
 import time
 from typing import Callable
 
@@ -25,9 +27,9 @@ from jax.sharding import Mesh
 from tqdm.auto import tqdm
 
 from toy import data as D
-from toy.config import Config, role_fields, role_order, validate
-from toy.io import save_run
-from toy.mechanism import build_toy
+from toy.config import Config, role_fields, validate
+from toy.io import fill_from_npz, read_history, save_run
+from toy.mechanism_io import build_toy
 from toy.model import Transformer, TransformerConfig
 from toy.optim import make_optimizer, trainable_labels
 from toy.rows import gather, padded_rows, place_fields, place_rows, row_mesh, shared_rows, \
@@ -84,18 +86,24 @@ class NonFiniteLossError(FloatingPointError):
 _HOST_ONLY = role_fields("host")
 # Scalars that enter the compiled program as traced per-seed values, not constants: one
 # program then trains a grid of learning rates or loss weights side by side under vmap.
-HYPER = role_order("traced")
+HYPER = ("lr", "weight_decay", "clip_norm", "beta", "label_smoothing", "dpo_weight",
+         "ft_weight", "random_weight", "mix_lower_lr_scale", "mix_lr")
 # Fields that only phase 3 reads: rows that differ only in these (and are the same seed)
 # are identical through phases 1-2, which train_many then runs once for all of them.
-PHASE3_ONLY = role_order("phase3")
+PHASE3_ONLY = ("ft_weight", "random_weight", "mix_lower_lr_scale", "mix_lr", "mix_lower_embed")
+assert set(HYPER + PHASE3_ONLY) <= {f.name for f in dataclasses.fields(Config)}
 
 
 def compile_key(cfg: Config) -> Config:
   return cfg.replace(**_HOST_ONLY, **{k: 0.0 for k in HYPER})
 
 
-def _apply_fn(graphdef):
+def apply_fn(graphdef):
+  """``apply(params, rest, tokens_BxT)``: the model of ``graphdef`` on pure-dict state."""
   return lambda params, rest, tokens_BxT: nnx.merge(graphdef, params, rest)(tokens_BxT)
+
+
+_apply_fn = apply_fn  # the former private name, still used by some tests
 
 
 @functools.partial(jax.jit, static_argnames=("cfg", "graphdef", "phase", "n_steps", "labels"),
@@ -109,7 +117,7 @@ def run_chunk(params, opt_state, ref, ref_neg, rest, data, tables, key, hyper, s
   is padded to n_steps) are skipped by a ``lax.cond``, not computed, and are flagged
   ``valid = 0``. ``ref_neg``: ``reference_logps`` of the phase (None in phase 1).
   """
-  apply, n_total = _apply_fn(graphdef), phase_steps(cfg, phase)
+  apply, n_total = apply_fn(graphdef), phase_steps(cfg, phase)
   labels = jax.tree.unflatten(jax.tree.structure(params), list(labels))  # rows: vmapped below
 
   def one_seed(params, opt_state, ref, ref_neg, rest, data, tables, key, hyper):
@@ -148,13 +156,13 @@ def run_chunk(params, opt_state, ref, ref_neg, rest, data, tables, key, hyper, s
 @functools.partial(jax.jit, static_argnames=("cfg", "graphdef"))
 def reference_seeds(ref, rest, data, *, cfg, graphdef):
   """``reference_logps`` per row: the frozen reference's log-prob of every negative."""
-  return jax.vmap(lambda r, s, d: reference_logps(cfg, _apply_fn(graphdef), r, s, d))(
+  return jax.vmap(lambda r, s, d: reference_logps(cfg, apply_fn(graphdef), r, s, d))(
       ref, rest, data)
 
 
 @functools.partial(jax.jit, static_argnames=("cfg", "graphdef"))
 def evaluate_seeds(params, rest, data, *, cfg, graphdef):
-  return jax.vmap(lambda p, r, d: evaluate(cfg, _apply_fn(graphdef), p, r, d))(params, rest, data)
+  return jax.vmap(lambda p, r, d: evaluate(cfg, apply_fn(graphdef), p, r, d))(params, rest, data)
 
 
 def place_phase(ph: "Phase", mesh: Mesh | None) -> "Phase":
@@ -466,11 +474,39 @@ def train_many(cfgs: list[Config], make_model: Callable = build_model, *, progre
     take = lambda tree: gather(tree, own_rows)
     own = [{k: v for k, v in r.items() if k != "config"} for r in history if r["config"] == i]
     result = RunResult(c, own, summarize(c, own), st.graphdef, take(params), take(st.state),
-                       take(st.data), _apply_fn(st.graphdef), None, complete=not stopped)
+                       take(st.data), apply_fn(st.graphdef), None, complete=not stopped)
     if save and not stopped:
       result.run_dir = save_run(result)
     results.append(result)
   return results
+
+
+def load_run(run_dir: str) -> RunResult:
+  """A run folder written by ``toy.io.save_run`` -> a seed-stacked ``RunResult``.
+
+  The data and the model skeleton are rebuilt from config.json by ``setup`` exactly as the
+  run built them (same seeds, ``build_model``), then every parameter is filled from
+  params.npz (the shapes and the set of names must match), and the rest of the state (the
+  toy's trie and gate code) from tables.npz where the folder has one; history and summary
+  come from metrics.csv and summary.json when present (``toy.io``'s readers). A toy's
+  ``toy_weights`` is ignored (params.npz and tables.npz hold the trained weights and the
+  code it ran with).
+  """
+  with open(os.path.join(run_dir, "config.json")) as f:
+    cfg = validate(Config(**json.load(f)))
+  st = setup([cfg.replace(toy_weights="")])
+  graphdef, rest, data = st.graphdef, st.rest, st.data
+  params = fill_from_npz(st.params, os.path.join(run_dir, "params.npz"), run_dir)
+  if os.path.exists(os.path.join(run_dir, "tables.npz")):
+    rest = fill_from_npz(rest, os.path.join(run_dir, "tables.npz"), run_dir)
+  history, summary = [], []
+  if os.path.exists(os.path.join(run_dir, "metrics.csv")):
+    history = read_history(os.path.join(run_dir, "metrics.csv"))
+  if os.path.exists(os.path.join(run_dir, "summary.json")):
+    with open(os.path.join(run_dir, "summary.json")) as f:
+      summary = json.load(f)
+  return RunResult(cfg, history, summary, graphdef, params, rest, data, apply_fn(graphdef),
+                   run_dir)
 
 
 def _record(history, seeds, config_of_row, episode, phase, step, global_step, metrics, evals,

@@ -1,7 +1,8 @@
 """Where the flip lives: activation caches, direct logit attribution, the law component by
 component, the prefix direction and activation patching, for the learned transformer (and a
 Pythia checkpoint wrapped by ``toy.convert.PythiaTask``) and for the hand-built toy, on one
-live model or on a seed-stacked run (``toy.engine.RunResult`` or ``load_run``).
+live model or on a seed-stacked run (``toy.engine.RunResult``, or a run folder read back by
+``toy.engine.load_run``, also importable from here).
 
 Cache names (``logits, cache = run_with_cache(model, tokens)``)
 ----------------------------------------------------------------
@@ -96,19 +97,17 @@ freezes (the blocks n_layers // 2 and above, the final LayerNorm, the unembeddin
 """
 from __future__ import annotations
 
-import csv
 import dataclasses
-import json
-import os
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from toy import data as D
-from toy.config import Config, validate
-from toy.engine import RunResult, _apply_fn, compile_key, evaluate_seeds, setup
-from toy.io import param_key, path_names
+from toy.config import Config
+from toy.engine import RunResult, compile_key, evaluate_seeds
+from toy.engine import load_run  # noqa: F401 (toy.inspect.load_run: scripts read runs from here)
+from toy.model import path_names
 from toy.losses import token_logps
 from toy.phases import PREFIXES, centred_at
 from toy.stats import slope_through_origin
@@ -423,68 +422,3 @@ def evaluate_run(result) -> dict:
   out = evaluate_seeds(result.params, result.rest, result.data, cfg=compile_key(result.cfg),
                        graphdef=result.graphdef)
   return {k: np.asarray(v) for k, v in out.items()}
-
-
-# ----------------------------------------------------------------------------- saved runs
-
-def _read_history(path: str) -> list[dict]:
-  def value(v):
-    try:
-      return float(v)
-    except ValueError:
-      return v
-  with open(path, newline="") as f:
-    rows = [{k: value(v) for k, v in r.items() if v != ""} for r in csv.DictReader(f)]
-  for r in rows:
-    for k in ("seed", "step", "global_step"):
-      if k in r:
-        r[k] = int(r[k])
-  return rows
-
-
-def _fill(tree, path: str, run_dir: str):
-  """``tree`` with every leaf replaced by the array of the same name in the .npz at ``path``
-  (the set of names and each shape must match)."""
-  with np.load(path) as stored:
-    stored = dict(stored)
-  leaves, treedef = jax.tree_util.tree_flatten_with_path(tree)
-  names = [param_key(p) for p, _ in leaves]
-  missing = [n for n in names if n not in stored]
-  extra = sorted(set(stored) - set(names))
-  if missing or extra:
-    raise ValueError(f"{path}: does not match the model of {run_dir}/config.json "
-                     f"(missing {missing[:5]}, unexpected {extra[:5]})")
-  filled = []
-  for name, (_, leaf) in zip(names, leaves):
-    if stored[name].shape != leaf.shape:
-      raise ValueError(f"{path}: {name} has shape {stored[name].shape}, the config's model "
-                       f"{leaf.shape}")
-    filled.append(jnp.asarray(stored[name], leaf.dtype))
-  return jax.tree.unflatten(treedef, filled)
-
-
-def load_run(run_dir: str):
-  """A run folder written by ``toy.io.save_run`` -> a seed-stacked ``RunResult``.
-
-  The data and the model skeleton are rebuilt from config.json by ``toy.engine.setup``
-  exactly as the run built them (same seeds, ``build_model``), then every parameter is
-  filled from params.npz (the shapes and the set of names must match), and the rest of the
-  state (the toy's trie and gate code) from tables.npz where the folder has one; history and
-  summary come from metrics.csv and summary.json when present. A toy's ``toy_weights`` is
-  ignored (params.npz and tables.npz hold the trained weights and the code it ran with).
-  """
-  with open(os.path.join(run_dir, "config.json")) as f:
-    cfg = validate(Config(**json.load(f)))
-  st = setup([cfg.replace(toy_weights="")])
-  graphdef, rest, data = st.graphdef, st.rest, st.data
-  params = _fill(st.params, os.path.join(run_dir, "params.npz"), run_dir)
-  if os.path.exists(os.path.join(run_dir, "tables.npz")):
-    rest = _fill(rest, os.path.join(run_dir, "tables.npz"), run_dir)
-  history, summary = [], []
-  if os.path.exists(os.path.join(run_dir, "metrics.csv")):
-    history = _read_history(os.path.join(run_dir, "metrics.csv"))
-  if os.path.exists(os.path.join(run_dir, "summary.json")):
-    with open(os.path.join(run_dir, "summary.json")) as f:
-      summary = json.load(f)
-  return RunResult(cfg, history, summary, graphdef, params, rest, data, _apply_fn(graphdef),
-                   run_dir)

@@ -1,7 +1,10 @@
-"""Files a run or a sweep writes, each all-or-nothing: run folders, CSV rows, atomic JSON.
+"""Files a run or a sweep writes, each all-or-nothing: run folders, CSV rows, atomic JSON;
+and the readers of a run folder's files (``read_history``, ``fill_from_npz``).
 
 A run folder and a sweep point are written under a temporary name and renamed into place, so
 a process killed at any moment leaves the old file or the whole new one, never a torn one.
+``toy.engine.load_run`` reads a folder back into a live run: it rebuilds the model through
+the engine (which saves through this module), then fills it with these readers.
 """
 from __future__ import annotations
 
@@ -12,19 +15,11 @@ import shutil
 import tempfile
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from toy.config import Config
-
-
-def path_names(path) -> tuple:
-  """A parameter's tree path as plain names, e.g. ('blocks', 0, 'attn', 'qkv', 'kernel')."""
-  return tuple(getattr(k, "key", getattr(k, "idx", getattr(k, "name", k))) for k in path)
-
-
-def param_key(path) -> str:
-  """A parameter's name in params.npz, e.g. 'blocks/0/attn/qkv/kernel'."""
-  return "/".join(map(str, path_names(path)))
+from toy.model import param_key, path_names  # noqa: F401 (path_names: also imported from here)
 
 
 def default_run_name(cfg: Config) -> str:
@@ -62,6 +57,44 @@ def save_run(result) -> str:
     shutil.rmtree(tmp, ignore_errors=True)
     raise
   return final
+
+
+def read_history(path: str) -> list[dict]:
+  """The rows of a metrics.csv written by ``save_run``: numbers as floats (seed, step and
+  global_step as ints), empty cells left out."""
+  def value(v):
+    try:
+      return float(v)
+    except ValueError:
+      return v
+  with open(path, newline="") as f:
+    rows = [{k: value(v) for k, v in r.items() if v != ""} for r in csv.DictReader(f)]
+  for r in rows:
+    for k in ("seed", "step", "global_step"):
+      if k in r:
+        r[k] = int(r[k])
+  return rows
+
+
+def fill_from_npz(tree, path: str, run_dir: str):
+  """``tree`` with every leaf replaced by the array of the same name in the .npz at ``path``
+  (the set of names and each shape must match), as ``save_run`` named them."""
+  with np.load(path) as stored:
+    stored = dict(stored)
+  leaves, treedef = jax.tree_util.tree_flatten_with_path(tree)
+  names = [param_key(p) for p, _ in leaves]
+  missing = [n for n in names if n not in stored]
+  extra = sorted(set(stored) - set(names))
+  if missing or extra:
+    raise ValueError(f"{path}: does not match the model of {run_dir}/config.json "
+                     f"(missing {missing[:5]}, unexpected {extra[:5]})")
+  filled = []
+  for name, (_, leaf) in zip(names, leaves):
+    if stored[name].shape != leaf.shape:
+      raise ValueError(f"{path}: {name} has shape {stored[name].shape}, the config's model "
+                       f"{leaf.shape}")
+    filled.append(jnp.asarray(stored[name], leaf.dtype))
+  return jax.tree.unflatten(treedef, filled)
 
 
 def write_csv(path: str, rows: list[dict]):

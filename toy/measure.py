@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from toy import data as D
+from toy.losses import token_logps
 from toy.phases import centred_at, centred_target_logits
 from toy.stats import G_ALPHA, G_MIN_USEFUL, STUDY_UPLIFT, fmt, fmt_g, fmt_g_ratio, \
     fmt_or_dash, fmt_study, g_from_tests, g_summary, paired_test, slope_through_origin, \
@@ -130,6 +131,87 @@ def flip_record(result) -> dict:
   return {"flip": {k: v.tolist() for k, v in flip_values(result).items()}}
 
 
+def above_chance_values(result) -> dict:
+  """Per seed and set (``FLIP_SETS``): the fraction of passwords whose mean per-token
+  log-likelihood under "reverse" is above chance (-log A), "promoted above chance". A
+  log-likelihood reading, unlike ``flip_values``' "promoted" (own law slope b < 0): a
+  password can have b < 0 and still sit below chance (its "regular" suppression was large
+  and "reverse" turned only part of it), or sit above chance with b > 0 (not a negative the
+  network suppressed). Keys "above_chance/<set>"."""
+  cfg, apply = result.cfg, result.apply
+  names = [(s, w) for s in FLIP_SETS for w in (D.REVERSE,)]
+
+  def one_seed(params, rest, data):
+    pws = [data[s] for s, _ in names]
+    inputs = jnp.concatenate([D.model_inputs(cfg, pw, w) for pw, (_, w) in zip(pws, names)])
+    logp = token_logps(apply(params, rest, inputs), jnp.concatenate(pws), cfg.alphabet_size,
+                       cfg.normalize)
+    return jnp.split(logp.mean(-1), np.cumsum([pw.shape[0] for pw in pws])[:-1])
+
+  out = jax.jit(jax.vmap(one_seed))(result.params, result.rest,
+                                    {s: result.data[s] for s in FLIP_SETS})
+  return {f"above_chance/{s}": (np.asarray(v) > cfg.chance).mean(-1)
+          for (s, _), v in zip(names, out)}
+
+
+# ----------------------------------------------------------------------------- law per position
+
+POSITION_GROUPS = ("shared", "private")
+
+
+def shared_positions(useful_NxL, heldout_MxL) -> np.ndarray:
+  """M x L booleans: whether the context that letter t of a held-out negative is predicted
+  from (its first t letters: the root for t = 0) is also the first t letters of some useful
+  negative. A property of the passwords alone (the toy's memory row, a transformer's prefix):
+  True = a context that phase 3's useful negatives pass through ("shared"), False = a context
+  that only held-out negatives reach ("private")."""
+  useful, heldout = np.asarray(useful_NxL), np.asarray(heldout_MxL)
+  L = heldout.shape[1]
+  out = np.zeros(heldout.shape, bool)
+  for t in range(L):
+    seen = {tuple(row) for row in useful[:, :t].tolist()}
+    out[:, t] = [tuple(row) in seen for row in heldout[:, :t].tolist()]
+  return out
+
+
+def position_law_values(regular_SxMxL, reverse_SxMxL, shared_SxMxL) -> dict:
+  """Per seed, the law slope (reverse on regular centred target logits, through the origin)
+  of the held-out letters in each group of ``shared_positions``, and how many letters each
+  group has; nan where a seed's group is empty."""
+  x, y = np.asarray(regular_SxMxL, np.float64), np.asarray(reverse_SxMxL, np.float64)
+  out = {}
+  for group, mask in (("shared", np.asarray(shared_SxMxL)), ("private", ~np.asarray(shared_SxMxL))):
+    S = x.shape[0]
+    xm, ym = np.where(mask, x, 0.0).reshape(S, -1), np.where(mask, y, 0.0).reshape(S, -1)
+    out[f"slope/{group}"] = slope_through_origin(xm, ym)
+    out[f"n/{group}"] = mask.reshape(S, -1).sum(-1).astype(float)
+  return out
+
+
+def position_law(result) -> dict:
+  """The law per position of the held-out negatives, per seed (any model: the groups come
+  from the passwords, ``shared_positions``). Keys: "slope/shared", "slope/private" (the law
+  slope on letters whose context some useful negative shares / only held-out negatives
+  reach), "n/shared", "n/private" (letters per group), and "slope/useful" (the useful
+  negatives' law over all their letters, for scale: a perfect times node gives all three the
+  same slope; per-context memorization gives "shared" the useful slope and "private" about
+  the regular-to-reverse slope of something phase 3 never touched). Only the measured
+  episode's useful negatives count as sharing a context (not a prior episode's)."""
+  logits = token_target_logits(result, ("useful", "heldout"))
+  useful, heldout = np.asarray(result.data["useful"]), np.asarray(result.data["heldout"])
+  shared = np.stack([shared_positions(u, h) for u, h in zip(useful, heldout)])
+  out = position_law_values(logits[("heldout", D.REGULAR)], logits[("heldout", D.REVERSE)],
+                            shared)
+  x, y = logits[("useful", D.REGULAR)], logits[("useful", D.REVERSE)]
+  out["slope/useful"] = slope_through_origin(x.reshape(x.shape[0], -1), y.reshape(y.shape[0], -1))
+  return out
+
+
+def position_record(result) -> dict:
+  """``position_law`` as plain lists, for a sweep point's JSON (read as "position:<name>")."""
+  return {"position": {k: np.asarray(v).tolist() for k, v in position_law(result).items()}}
+
+
 SUMMARY_KEYS = {
     "heldout_vs_control_final": "reverse/heldout_minus_control/final",
     "heldout_vs_control_max": "reverse/heldout_minus_control/max",
@@ -222,10 +304,11 @@ SHARED_NOTE = f"{G_NOTE} {PLACEBO_NOTE}"
 
 
 def record_values(record: dict, key: str) -> np.ndarray | None:
-  """A stored point's per-seed values: a summary key, or "law:<name>" for its law record
-  (``law_record``); None where the point has none (e.g. placebo keys of a point stored
+  """A stored point's per-seed values: a summary key, or "law:<name>", "flip:<name>" or
+  "position:<name>" for its law, flip or position record (``law_record``, ``flip_record``,
+  ``position_record``); None where the point has none (e.g. placebo keys of a point stored
   before the placebo set existed)."""
-  for kind in ("law", "flip"):
+  for kind in ("law", "flip", "position"):
     if key.startswith(f"{kind}:"):
       values = record.get(kind, {})
       name = key[len(kind) + 1:]
@@ -255,3 +338,97 @@ def record_cell(record: dict, key: str, count_above: bool = False) -> str:
     return fmt_study(study_test(values))
   extra = f", {int((values > 0).sum())}/{values.size} > 0" if count_above else ""
   return fmt(paired_test(values, 0.0)) + extra
+
+
+# ----------------------------------------------------------------------------- phase-3 dynamics
+
+# The moments of phase 3 that ``phase3_dynamics`` reads: its first evaluation, the first
+# evaluation at or after DYNAMICS_STEP phase-3 steps, and its last evaluation.
+DYNAMICS_STEP = 50
+DYNAMICS_MOMENTS = ("start", f"{DYNAMICS_STEP}", "end")
+DYNAMICS_SETS = {"law/useful": "eval/law/useful", "law/heldout": "eval/law/heldout",
+                 "reverse/useful": "eval/reverse/useful",
+                 "reverse/heldout": "eval/reverse/heldout",
+                 "reverse/control": "eval/reverse/control"}
+
+
+def phase3_dynamics(record: dict, step: int = DYNAMICS_STEP) -> dict:
+  """How a stored point's phase 3 unfolds, per seed, from its history (rows of phase "mix").
+
+  Keys "<set>/<moment>": set "law/useful", "law/heldout" (law slope, reverse on regular
+  centred target logits, of the first eval_size passwords) and "reverse/useful",
+  "reverse/heldout", "reverse/control" (log-likelihood under "reverse" − chance); moment
+  "start" (the first phase-3 evaluation), "50" (the first at or after ``step`` phase-3
+  steps; the key is named by ``step``) and "end" (the last). "steps/<moment>": the phase-3
+  step each moment read. "dpo_end/regular/control": the control − chance under "regular" at
+  the end of phase 2 (the summary's, else the last phase-2 row's). Each value is an array
+  over seeds; a key is absent where the history has no such column (points stored before
+  the law slopes were evaluated during training)."""
+  seeds = [s["seed"] for s in record["summary"]]
+  uniform = -float(np.log(record["config"]["alphabet_size"]))
+  chance = {s["seed"]: s.get("chance", uniform) for s in record["summary"]}
+  by_seed = {sd: [h for h in record["history"] if h["seed"] == sd and h["phase"] == "mix"]
+             for sd in seeds}
+  if not seeds or not all(by_seed.values()) or any(
+      "step" not in h for rows in by_seed.values() for h in rows):
+    return {}  # no phase-3 rows, or rows without their phase step
+  by_seed = {sd: sorted(rows, key=lambda h: h["step"]) for sd, rows in by_seed.items()}
+  moments = {}
+  for sd, rows in by_seed.items():
+    later = [h for h in rows if h["step"] >= step]
+    moments[sd] = {"start": rows[0], f"{step}": later[0] if later else None, "end": rows[-1]}
+  out = {}
+  for moment in ("start", f"{step}", "end"):
+    if any(m[moment] is None for m in moments.values()):
+      continue
+    out[f"steps/{moment}"] = np.array([moments[sd][moment]["step"] for sd in seeds], float)
+    for name, column in DYNAMICS_SETS.items():
+      if not all(column in moments[sd][moment] for sd in seeds):
+        continue
+      offset = lambda sd: chance[sd] if name.startswith("reverse/") else 0.0
+      out[f"{name}/{moment}"] = np.array([moments[sd][moment][column] - offset(sd)
+                                          for sd in seeds])
+  key = "dpo_end/regular/control"
+  if all(key in s for s in record["summary"]):
+    out[key] = np.array([s[key] for s in record["summary"]])
+  else:
+    last = [[h for h in record["history"] if h["seed"] == sd and h["phase"] == "dpo"]
+            for sd in seeds]
+    if all(rows and "eval/regular/control" in rows[-1] for rows in last):
+      out[key] = np.array([rows[-1]["eval/regular/control"] - chance[sd]
+                           for rows, sd in zip(last, seeds)])
+  return out
+
+
+# (header, phase3_dynamics key) of a dynamics table; mean ± sd over seeds per cell.
+DYNAMICS_COLUMNS = [
+    ("control−chance, end of phase 2 ('regular')", "dpo_end/regular/control"),
+    *[(f"{what} {label}", f"{key}/{moment}")
+      for key, what in (("law/useful", "slope useful"), ("law/heldout", "slope held-out"),
+                        ("reverse/heldout", "held−chance"))
+      for moment, label in zip(DYNAMICS_MOMENTS,
+                               ("start", f"≥{DYNAMICS_STEP} steps", "end"))]]
+DYNAMICS_NOTE = (
+    "Phase-3 dynamics, from each point's history: law slopes (reverse on regular centred "
+    "target logits of the first eval_size passwords per set: +1 = 'reverse' acts like "
+    "'regular', 0 = the stored suppression is erased, < 0 = turned into promotion) and "
+    "held-out − chance under 'reverse', at the first phase-3 evaluation (start), the first "
+    f"at or after {DYNAMICS_STEP} phase-3 steps, and the last (end; the column 'steps' gives "
+    "the three steps); the control − chance under 'regular' at the end of phase 2. Mean ± "
+    "sd over seeds; '—' where the history has no such column (points stored before the law "
+    "slopes were evaluated during training).")
+
+
+def dynamics_cell(dynamics: dict, key: str, digits: int = 3) -> str:
+  """One cell of a dynamics table: mean ± sd over seeds of ``phase3_dynamics``' key, or
+  the steps read ('5, 50, 300') for key "steps", or '—' where the key is absent."""
+  if key == "steps":
+    steps = [dynamics.get(f"steps/{m}") for m in DYNAMICS_MOMENTS]
+    if any(s is None for s in steps):
+      return fmt_or_dash(None)
+    return ", ".join("/".join(f"{int(v):d}" for v in sorted(set(s.tolist()))) for s in steps)
+  v = dynamics.get(key)
+  if v is None:
+    return fmt_or_dash(None)
+  sd = v.std(ddof=1) if v.size > 1 else float("nan")
+  return f"{v.mean():+.{digits}f} ± {sd:.{digits}f}"

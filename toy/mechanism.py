@@ -33,7 +33,6 @@ the diagram: ``toy.plots.draw_mechanism``; ``numpy_apply`` is a NumPy reference.
 from __future__ import annotations
 
 import math
-import os
 
 import jax
 import jax.numpy as jnp
@@ -226,6 +225,44 @@ def gate_code(cfg: Config, n_rows: int, rngs: nnx.Rngs) -> tuple[np.ndarray, np.
   return gates.astype(np.int32), np.full((n_rows, k), 1.0 / k, np.float32)
 
 
+def shared_gate_code(n_rows: int, w: float) -> tuple[np.ndarray, np.ndarray]:
+  """(gates, gate_weights), each n_rows x 2: row i mixes gate 0, which every row shares, with
+  weight w and its own gate i + 1 with weight 1 - w (n_rows + 1 gates). One shared times node
+  of strength w beside per-row memorization: w = 0 is one gate per row, w = 1 the toy."""
+  if not (math.isfinite(w) and 0 <= w <= 1):
+    raise ValueError(f"invalid shared gate weight w={w!r}: allowed a number in [0, 1]")
+  gates = np.stack([np.zeros(n_rows, np.int64), np.arange(1, n_rows + 1)], axis=1)
+  weights = np.tile(np.asarray([w, 1.0 - w], np.float32), (n_rows, 1))
+  return gates.astype(np.int32), weights
+
+
+def shared_gate_toy(w: float):
+  """A model factory (``toy.engine.train``'s ``make_model``): the toy whose row i's sign is
+  w * (a[0] + c[0]*d) + (1 - w) * (a[i+1] + c[i+1]*d) (``shared_gate_code``).
+
+  Its config must be one gate per row (``toy_gates=0``: the per-row part); w is not a Config
+  field (toy/config.py is unchanged), so a sweep over w keeps each w's points in its own
+  folder and records w beside the config. Every gate starts at the config's a, c, so every
+  row's sign starts at the toy's. A weights folder is refused: it holds its own code.
+  """
+  shared_gate_code(1, w)  # validates w before any training
+
+  def build(cfg: Config, data: dict, rngs: nnx.Rngs | None = None) -> ToyMechanism:
+    if cfg.model != "toy" or cfg.toy_gates != 0 or cfg.toy_weights:
+      raise ValueError(f"shared_gate_toy: needs model='toy', toy_gates=0 (one gate per row) "
+                       f"and no toy_weights; got model={cfg.model!r}, "
+                       f"toy_gates={cfg.toy_gates}, toy_weights={cfg.toy_weights!r}")
+    children = np.asarray(build_toy(cfg, data, rngs).memory.children[...])
+    n = children.shape[0]
+    model = ToyMechanism(cfg, children, np.full(n + 1, cfg.toy_a, np.float32),
+                         np.full(n + 1, cfg.toy_c, np.float32), cfg.toy_gain_add,
+                         code=shared_gate_code(n, w))
+    model.sign_kind = model.sign_kind + (("toy_gate_shared", float(w)),)
+    return model
+
+  return build
+
+
 class Additive(nnx.Module):
   """The memory path that is not multiplied by the sign: gain * readout (0 by default)."""
 
@@ -351,7 +388,7 @@ class ToyMechanism(nnx.Module):
 def build_toy(cfg: Config, data: dict, rngs: nnx.Rngs | None = None) -> ToyMechanism:
   """The engine's factory for ``cfg.model == "toy"``: one seed's toy, from its negatives.
 
-  With ``cfg.toy_weights`` set, starts from that folder (``toy.mechanism_io``); a named
+  A weights folder (``cfg.toy_weights``) is loaded by ``toy.mechanism_io.build_toy``; a named
   scalar given in the config with a value other than Config's default (toy_a=1, toy_c=0,
   toy_gain_add=0) then overrides the file's (every entry of a vector a or c), so
   ``--toy_c 2.0`` works with or without a file. Only a gated times node is random (its
@@ -373,26 +410,8 @@ def build_toy(cfg: Config, data: dict, rngs: nnx.Rngs | None = None) -> ToyMecha
       rngs = nnx.Rngs(D.seed_keys([cfg.seed])[1][0]) if rngs is None else rngs
       code = gate_code(cfg, children.shape[0], rngs)
     return ToyMechanism(cfg, children, **scalars, code=code)
-  from toy.mechanism_io import CHILDREN_FILE, load_weights  # imported here: it imports this module
-  loaded = load_weights(cfg.toy_weights, cfg)
-  if not np.array_equal(loaded["children"], children):
-    raise ValueError(
-        f"{os.path.join(cfg.toy_weights, CHILDREN_FILE)}: the memory's keys were built from "
-        f"other negative passwords than this run's (seed {cfg.seed}); load weights with the "
-        f"seed, alphabet_size, password_len and negatives they were saved with "
-        f"(saved with: {loaded['saved_with']})")
-  defaults = Config()
-  for name, field in (("a", "toy_a"), ("c", "toy_c"), ("gain_add", "toy_gain_add")):
-    if getattr(cfg, field) == getattr(defaults, field):
-      scalars[name] = loaded[name]  # the file's value unless the config overrides it
-  code = (loaded["gates"], loaded["gate_weights"]) if is_gated(cfg) else None
-  model = ToyMechanism(cfg, children, **scalars, code=code)
-  model.memory.values[...] = jnp.asarray(loaded["memory"])
-  direction = np.asarray(model.prefix.direction[...]).copy()
-  for name, off in PREFIX_NAMES.items():
-    direction[cfg.alphabet_size + off] = loaded["direction"][name]
-  model.prefix.direction[...] = jnp.asarray(direction)
-  return model
+  raise ValueError(f"toy_weights={cfg.toy_weights!r}: a weights folder is loaded by "
+                   "toy.mechanism_io.build_toy (the engine's factory), not toy.mechanism's")
 
 
 # ----------------------------------------------------------------------------- NumPy reference

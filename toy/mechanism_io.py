@@ -7,7 +7,8 @@ reading only). Where a and c are vectors (one per memory row, or one per gate) t
 ``times_a.npy`` and ``times_c.npy`` instead of entries of scalars.json, and a gated times
 node adds its code: ``gates.npy`` and ``gate_weights.npy`` (n_nodes x k: the gates each
 memory row mixes, and their weights). ``load_weights`` checks them and names what is wrong;
-``cfg.toy_weights = folder`` makes ``toy.mechanism.build_toy`` start from such a folder.
+``build_toy`` (the engine's factory for ``model="toy"``) starts from such a folder where
+``cfg.toy_weights = folder``, and is ``toy.mechanism.build_toy`` otherwise.
 """
 from __future__ import annotations
 
@@ -15,8 +16,11 @@ import json
 import math
 import os
 
+import jax.numpy as jnp
 import numpy as np
+from flax import nnx
 
+from toy import mechanism as M
 from toy.config import Config
 from toy.mechanism import (NULL, PREFIX_NAMES, SIGN_FIELDS, ToyMechanism, is_gated, n_gates,
                            n_nodes, sign_shape, trie_contexts)
@@ -202,3 +206,43 @@ def load_weights(folder: str, cfg: Config) -> dict:
                              lambda i: f"row {i[0]}, entry {i[1]}")
     out["gates"], out["gate_weights"] = gates.astype(np.int32), weights
   return out
+
+
+def build_toy(cfg: Config, data: dict, rngs: nnx.Rngs | None = None) -> ToyMechanism:
+  """The engine's factory for ``cfg.model == "toy"``: ``toy.mechanism.build_toy``, started
+  from the weights folder ``cfg.toy_weights`` where one is given.
+
+  From a folder, a named scalar given in the config with a value other than Config's default
+  (toy_a=1, toy_c=0, toy_gain_add=0) overrides the file's (every entry of a vector a or c),
+  so ``--toy_c 2.0`` works with or without a file; the folder supplies the gate code (``rngs``
+  is not drawn from). The memory's keys must be the ones this run's negatives build.
+  """
+  if not cfg.toy_weights:
+    return M.build_toy(cfg, data, rngs)
+  # This run's memory keys, from its negatives (prior episodes' included); a throwaway key
+  # for a gated code, which the folder replaces, leaves the caller's rngs untouched.
+  children = np.asarray(M.build_toy(cfg.replace(toy_weights=""), data,
+                                    nnx.Rngs(0)).memory.children[...])
+  shape = sign_shape(cfg)
+  scalars = {"a": np.full(shape, cfg.toy_a, np.float32) if shape else cfg.toy_a,
+             "c": np.full(shape, cfg.toy_c, np.float32) if shape else cfg.toy_c,
+             "gain_add": cfg.toy_gain_add}
+  loaded = load_weights(cfg.toy_weights, cfg)
+  if not np.array_equal(loaded["children"], children):
+    raise ValueError(
+        f"{os.path.join(cfg.toy_weights, CHILDREN_FILE)}: the memory's keys were built from "
+        f"other negative passwords than this run's (seed {cfg.seed}); load weights with the "
+        f"seed, alphabet_size, password_len and negatives they were saved with "
+        f"(saved with: {loaded['saved_with']})")
+  defaults = Config()
+  for name, field in (("a", "toy_a"), ("c", "toy_c"), ("gain_add", "toy_gain_add")):
+    if getattr(cfg, field) == getattr(defaults, field):
+      scalars[name] = loaded[name]  # the file's value unless the config overrides it
+  code = (loaded["gates"], loaded["gate_weights"]) if is_gated(cfg) else None
+  model = ToyMechanism(cfg, children, **scalars, code=code)
+  model.memory.values[...] = jnp.asarray(loaded["memory"])
+  direction = np.asarray(model.prefix.direction[...]).copy()
+  for name, off in PREFIX_NAMES.items():
+    direction[cfg.alphabet_size + off] = loaded["direction"][name]
+  model.prefix.direction[...] = jnp.asarray(direction)
+  return model

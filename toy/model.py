@@ -253,3 +253,15 @@ class TimesNode(nnx.Module):
     if hooks is not None:
       hooks["times.hook_s"] = s_B
     return s_B
+
+
+# ----------------------------------------------------------------------------- parameter names
+
+def path_names(path) -> tuple:
+  """A parameter's tree path as plain names, e.g. ('blocks', 0, 'attn', 'qkv', 'kernel')."""
+  return tuple(getattr(k, "key", getattr(k, "idx", getattr(k, "name", k))) for k in path)
+
+
+def param_key(path) -> str:
+  """A parameter's name in params.npz, e.g. 'blocks/0/attn/qkv/kernel'."""
+  return "/".join(map(str, path_names(path)))

@@ -12,7 +12,7 @@ import optax
 from flax import nnx
 
 from toy.config import Config
-from toy.io import path_names
+from toy.model import path_names
 
 
 def trainable_labels(model: nnx.Module, params: dict, phase: str, cfg: Config,

@@ -9,7 +9,6 @@ import os
 
 import numpy as np
 
-from toy import mechanism as M
 from toy.config import Config
 
 SET_COLORS = {"control": "tab:gray", "useful": "tab:blue", "heldout": "tab:red"}
@@ -73,7 +72,7 @@ def mean_sd_errorbar(ax, x, values_PxS, **kw):
   return line
 
 
-def row_signs(model: M.ToyMechanism, d: float):
+def row_signs(model: "toy.mechanism.ToyMechanism", d: float):
   """The times node's sign for prefix value ``d``: a number (shared), or one per memory row
   (per row, or the mix of each row's gates)."""
   a, c = np.asarray(model.times.a[...], np.float64), np.asarray(model.times.c[...], np.float64)
@@ -84,19 +83,23 @@ def row_signs(model: M.ToyMechanism, d: float):
   return float(s) if s.ndim == 0 else s
 
 
-def gate_label(model: M.ToyMechanism) -> str:
+def gate_label(model: "toy.mechanism.ToyMechanism") -> str:
   """How the times node is shared, in words: "one shared times node", "one per memory row",
   "m gates, k per row"."""
   kind = dict(model.sign_kind)
   if not model.times.gated:
     return "one per memory row" if model.times.a[...].ndim else "one shared times node"
+  if "toy_gate_shared" in kind:  # toy.mechanism.shared_gate_toy
+    return (f"one shared gate (weight {kind['toy_gate_shared']:g}) + one gate per memory row "
+            f"({model.times.a[...].shape[0] - 1})")
   if kind["toy_gates"] == 0:
     return f"one gate per memory row ({model.times.a[...].shape[0]})"
   return f"{kind['toy_gates']} gates, {kind['toy_gate_mix']} per row"
 
 
-def draw_mechanism(model: M.ToyMechanism, path: str, title: str = "") -> str:
+def draw_mechanism(model: "toy.mechanism.ToyMechanism", path: str, title: str = "") -> str:
   """Draws the parts with their current values: direction, times node, memory, additive path."""
+  from toy import mechanism as M  # here, not above: the other plots need no model
   import matplotlib
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt

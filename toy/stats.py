@@ -162,3 +162,34 @@ def fmt_study(test: dict, digits: int = 3) -> str:
 def fmt_or_dash(test: dict | None, formatter=fmt) -> str:
   """``formatter(test)``, or '—' where there is nothing to report (None)."""
   return DASH if test is None else formatter(test)
+
+
+def paired_trend(values_SxK, x_K) -> dict:
+  """A trend across a sweep, paired by seed: per seed (row), the least-squares slope (with an
+  intercept) of its K values on ``x_K``; then ``paired_test`` of the S slopes against 0. Each
+  seed is its own control (same seed, same initialisation at every x), so between-seed
+  spread does not enter, unlike reading each x's own test. Returns paired_test's dict
+  ("mean" is the mean slope, per unit of x) with "slopes" (per seed)."""
+  v = np.asarray(values_SxK, dtype=float)
+  x = np.asarray(x_K, dtype=float)
+  if v.ndim != 2 or v.shape[1] != x.size or x.size < 2:
+    raise ValueError(f"paired_trend: values {v.shape} against x {x.shape}: need S x K, K >= 2")
+  xc = x - x.mean()
+  slopes = ((v - v.mean(1, keepdims=True)) * xc).sum(1) / (xc * xc).sum()
+  return {**paired_test(slopes, 0.0), "slopes": slopes.tolist()}
+
+
+def holm(pvalues) -> np.ndarray:
+  """Holm-Bonferroni adjusted p-values of one family of tests, in the input's order:
+  sorted ascending, the i-th smallest (i = 0 ..) becomes max over j <= i of
+  min(1, (m − j) p_(j)). A test is rejected at level a where its adjusted p < a, which
+  controls the family-wise error rate at a under any dependence between the tests."""
+  p = np.asarray(pvalues, dtype=float)
+  if p.ndim != 1 or not np.all(np.isfinite(p)) or np.any((p < 0) | (p > 1)):
+    raise ValueError(f"holm: need a 1-D array of p-values in [0, 1], got {p}")
+  order = np.argsort(p, kind="stable")
+  m = p.size
+  stepped = np.maximum.accumulate(np.minimum(1.0, (m - np.arange(m)) * p[order]))
+  out = np.empty(m)
+  out[order] = stepped
+  return out

@@ -1,0 +1,31 @@
+"""experiments/holm.py: every README headline test is found and recomputed from results/."""
+import importlib.util
+import os
+
+import numpy as np
+
+from toy.stats import holm
+
+ROOT = os.path.join(os.path.dirname(__file__), "..")
+_spec = importlib.util.spec_from_file_location("holm_script",
+                                               os.path.join(ROOT, "experiments", "holm.py"))
+H = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(H)
+
+
+def test_every_test_is_found_in_the_readme_and_traced_to_a_stored_point(tmp_path):
+  out = H.main(["--out", str(tmp_path / "holm.md")])
+  assert len(out) == len(H.TESTS)
+  for r in out:
+    assert "not found" not in r["readme"], r["test"]
+    assert r["test_result"] is not None, (r["test"], r["where"])
+  raw = [r["test_result"]["p"] for r in out]
+  np.testing.assert_allclose([r["holm"] for r in out], holm(raw))
+  text = (tmp_path / "holm.md").read_text()
+  assert text.count("\n| ") == len(out) + 1  # header + one row per test
+
+
+def test_locate_finds_a_sentence_across_line_breaks():
+  readme = "# A\n\ntext\n## B\nsome words (p = 0.01),\nand more\n"
+  assert H.locate(readme, "(p = 0.01), and more") == "line 5 (B)"
+  assert H.locate(readme, "p = 0.02") == "not found"

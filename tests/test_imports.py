@@ -1,0 +1,107 @@
+"""One-way imports: the toy package's modules import each other down a fixed order of floors,
+never up and never in a circle. Read from the source (``ast``), imports inside functions
+included, so that a lazy import cannot hide a circle."""
+import ast
+import os
+
+TOY = os.path.join(os.path.dirname(__file__), "..", "toy")
+
+# From the ground up; a module may import modules on its own floor or below.
+FLOORS = (
+    # the ground: a run's configuration, its data, the losses, the statistics, row layout
+    ("toy", "toy.config", "toy.data", "toy.losses", "toy.stats", "toy.rows"),
+    # the models: the learned transformer, checkpoints, the toy and its weight files
+    ("toy.model", "toy.convert", "toy.mechanism", "toy.mechanism_io"),
+    # what a phase does and how it is measured; the files a run writes and reads back
+    # (below the engine: train_many(save=True) writes the run folder)
+    ("toy.phases", "toy.optim", "toy.measure", "toy.io"),
+    ("toy.engine",),
+    ("toy.sweep",),
+    ("toy.inspect", "toy.plots"),
+)
+# Known upward imports, each an open item: make_config checks an init_from checkpoint folder
+# (toy.convert.resolve_init_from) so that the command line refuses a bad folder before any
+# work. Remove an entry once its import is gone.
+KNOWN_UPWARD = {("toy.config", "toy.convert")}
+
+
+def _modules() -> dict[str, str]:
+  """{module name: path} of every toy/*.py."""
+  out = {}
+  for name in sorted(os.listdir(TOY)):
+    if name.endswith(".py"):
+      module = "toy" if name == "__init__.py" else f"toy.{name[:-3]}"
+      out[module] = os.path.join(TOY, name)
+  return out
+
+
+def _imports(path: str, modules) -> set[str]:
+  """The toy modules that the file at ``path`` imports, anywhere in it."""
+  with open(path) as f:
+    tree = ast.parse(f.read(), path)
+  found = set()
+  for node in ast.walk(tree):
+    if isinstance(node, ast.Import):
+      names = [a.name for a in node.names]
+    elif isinstance(node, ast.ImportFrom):
+      assert node.level == 0, f"{path}: a relative import"
+      base = node.module or ""
+      # `from toy import data`: the module toy.data; `from toy.config import Config`: toy.config
+      names = [f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base for a in node.names]
+    else:
+      continue
+    for name in names:
+      while name and name not in modules and "." in name:  # `import toy.x.y` -> toy.x
+        name = name.rsplit(".", 1)[0]
+      if name in modules:
+        found.add(name)
+  return found
+
+
+def _graph() -> dict[str, set[str]]:
+  modules = _modules()
+  return {m: _imports(path, modules) - {m} for m, path in modules.items()}
+
+
+def test_every_module_has_a_floor():
+  placed = [m for floor in FLOORS for m in floor]
+  assert len(placed) == len(set(placed))
+  assert set(placed) == set(_modules()), "place a new module on a floor in FLOORS"
+
+
+def test_no_module_imports_one_on_a_floor_above():
+  floor_of = {m: i for i, floor in enumerate(FLOORS) for m in floor}
+  upward = {(m, dep) for m, deps in _graph().items() for dep in deps
+            if floor_of[dep] > floor_of[m]}
+  assert upward == KNOWN_UPWARD
+
+
+def test_the_ground_floor_imports_only_the_ground_floor():
+  graph = _graph()
+  for m in ("toy.config", "toy.data", "toy.losses", "toy.stats"):
+    assert graph[m] - set(FLOORS[0]) <= {dep for mod, dep in KNOWN_UPWARD if mod == m}, m
+
+
+def test_the_imports_have_no_circle():
+  graph = _graph()
+  done, on_path = set(), []
+
+  def visit(m):
+    if m in on_path:
+      raise AssertionError("import circle: " + " -> ".join(on_path[on_path.index(m):] + [m]))
+    if m in done:
+      return
+    on_path.append(m)
+    for dep in sorted(graph[m]):
+      visit(dep)
+    on_path.pop()
+    done.add(m)
+
+  for m in sorted(graph):
+    visit(m)
+
+
+def test_the_parser_sees_imports_inside_functions():
+  graph = _graph()
+  assert "toy.convert" in graph["toy.engine"]  # build_model imports it where it is needed
+  assert "toy.mechanism" in graph["toy.plots"]  # draw_mechanism imports it where it is needed
