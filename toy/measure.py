@@ -260,14 +260,13 @@ def _ratio_test(ratio_S, g: dict) -> dict:
   return test
 
 
-def row_g(row: dict, within: bool = False) -> dict:
+def row_g(row: dict) -> dict:
   """A summarize_law row's G (``g_summary``'s dict); rows written before G had a dict get one
   from their stored tests (``g_from_tests``: no bootstrap interval)."""
-  key, prefix = ("G_within", "within_slope") if within else ("G", "law_slope")
-  if key in row:
-    return row[key]
-  per_seed = row["generalization_ratio_within" if within else "generalization_ratio"]
-  return g_from_tests(row[f"{prefix}_useful"], row[f"{prefix}_heldout"], per_seed)
+  if "G" in row:
+    return row["G"]
+  return g_from_tests(row["law_slope_useful"], row["law_slope_heldout"],
+                      row["generalization_ratio"])
 
 
 def summarize_model(result, slopes: dict | None = None) -> dict:
@@ -295,9 +294,9 @@ G_NOTE = (
     "beside the per-seed G, the ratio of the mean slopes with a percentile bootstrap 95% "
     "interval over seeds (10,000 resamples, seed 0).")
 PLACEBO_NOTE = (
-    "Placebo: a second random set of the "
-    "control's size, evaluated like the control (placebo − control is the held-out test with "
-    "nothing learned); '—' where a point was stored before the placebo existed. Max over "
+    "Placebo: a second random set of the control's size, evaluated like the control "
+    "(placebo − control is the held-out test with nothing learned); '—' where a point was "
+    "stored before the placebo existed. Max over "
     f"phase 3 of held-out − chance: k/n seeds ≥ {STUDY_UPLIFT:+.3f} (ln 1.13, the study's "
     "+13%), bold where the mean over seeds reaches it.")
 SHARED_NOTE = f"{G_NOTE} {PLACEBO_NOTE}"
