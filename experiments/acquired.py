@@ -199,6 +199,15 @@ def paired_lines(records: dict) -> list[str]:
     if "acquired" in got:
       lines.append(_paired_row("acquired: held-out − control against 0", seeds,
                                record_values(got["acquired"], key)))
+  # Against the placebo: a second random set measured like the control, so held-out − placebo
+  # is the held-out effect over the spread two random sets show between them.
+  placebo = "reverse/placebo_minus_control/final"
+  for seeds, stage in blocks.items():
+    got = dict(records.get(stage, []))
+    if "acquired" in got and record_values(got["acquired"], placebo) is not None:
+      lines.append(_paired_row("acquired: held-out − placebo", seeds,
+                               record_values(got["acquired"], key)
+                               - record_values(got["acquired"], placebo)))
   both = [dict(records.get(s, [])).get("acquired") for s in blocks.values()]
   if all(both):
     lines.append(_paired_row("acquired: held-out − control against 0", "0–15 pooled",
