@@ -1,6 +1,12 @@
-"""Helpers shared by the tests that compare parameter snapshots between phases."""
+"""Helpers shared by the tests: parameter snapshots between phases, a jitted toy forward pass,
+NumPy model inputs and history comparisons."""
+import functools
+
 import jax
 import numpy as np
+from flax import nnx
+
+from toy import data as D
 
 
 def leaves(tree) -> dict:
@@ -25,3 +31,33 @@ def phase2_frozen_keys(keys, n_layers: int) -> list:
   the blocks, the final LayerNorm and the unembedding."""
   return [k for k in keys if "unembed" in k or "final_ln" in k
           or any(f"['blocks'][{i}]" in k for i in range(n_layers // 2, n_layers))]
+
+
+def model_inputs(cfg, pw, which):
+  """NumPy twin of toy.data.model_inputs (eager JAX would compile per shape)."""
+  pw = np.asarray(pw, np.int32)
+  prefix = np.full((len(pw), 1), D.prefix_token(cfg, which), np.int32)
+  return np.concatenate([prefix, pw[:, :-1]], axis=1)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 4))
+def _jit_call(graphdef, params, rest, tokens, method):
+  model = nnx.merge(graphdef, params, rest)
+  return model(tokens) if method == "call" else model.parts(tokens)
+
+
+def forward(model, tokens, method="call"):
+  """model(tokens) or model.parts(tokens) under one jit: a compile per shape is far cheaper
+  than eager op-by-op."""
+  graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+  return jax.tree.map(np.asarray, _jit_call(graphdef, params, rest, tokens, method))
+
+
+def assert_histories_close(got, want, **tol):
+  """The same rows (phase, keys), every metric close."""
+  assert len(got) == len(want)
+  for g, w in zip(got, want):
+    assert g.keys() == w.keys() and g["phase"] == w["phase"]
+    keys = [k for k in w if k != "phase"]
+    np.testing.assert_allclose([g[k] for k in keys], [w[k] for k in keys], **tol,
+                               err_msg=f"{w['phase']} step {w['step']} seed {w['seed']}")

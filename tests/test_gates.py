@@ -4,7 +4,6 @@ The gates keep the toy where they should (the default is the toy's scalar path, 
 the toy, one gate per row is ``toy_sign="per_row"``), start every row's sign at the toy's,
 travel through the weights folder, and are read by toy.inspect and the diagram.
 """
-import functools
 import json
 import os
 
@@ -24,25 +23,7 @@ from toy.engine import RunResult, apply_fn, setup, train
 from toy.io import save_run
 from toy.plots import draw_mechanism, row_signs
 
-
-
-def _inputs(cfg, pw, which):
-  """NumPy twin of toy.data.model_inputs (as tests/test_mechanism.py)."""
-  pw = np.asarray(pw, np.int32)
-  prefix = np.full((len(pw), 1), D.prefix_token(cfg, which), np.int32)
-  return np.concatenate([prefix, pw[:, :-1]], axis=1)
-
-
-@functools.partial(jax.jit, static_argnums=(0, 4))
-def _jit_call(graphdef, params, rest, tokens, method):
-  model = nnx.merge(graphdef, params, rest)
-  return model(tokens) if method == "call" else model.parts(tokens)
-
-
-def forward(model, tokens, method="call"):
-  """model(tokens) or model.parts(tokens) under one jit."""
-  graphdef, params, rest = nnx.split(model, nnx.Param, ...)
-  return jax.tree.map(np.asarray, _jit_call(graphdef, params, rest, tokens, method))
+from helpers import assert_histories_close, forward, model_inputs
 
 
 def _cfg(**kw):
@@ -73,15 +54,6 @@ def _one_gate_toy(cfg, data, rngs):
   code = (np.zeros((n, 1), np.int32), np.ones((n, 1), np.float32))
   return M.ToyMechanism(cfg, children, np.full(1, cfg.toy_a, np.float32),
                         np.full(1, cfg.toy_c, np.float32), cfg.toy_gain_add, code=code)
-
-
-def assert_histories_close(got, want, **tol):
-  assert len(got) == len(want)
-  for g, w in zip(got, want):
-    assert g.keys() == w.keys() and g["phase"] == w["phase"]
-    keys = [k for k in w if k != "phase"]
-    np.testing.assert_allclose([g[k] for k in keys], [w[k] for k in keys], **tol,
-                               err_msg=f"{w['phase']} step {w['step']} seed {w['seed']}")
 
 
 # ----------------------------------------------------------------------------- the toy kept
@@ -147,7 +119,7 @@ def test_every_rows_sign_starts_at_the_toys(m, k):
   if m == 0:
     np.testing.assert_array_equal(gates[:, 0], np.arange(n))
   for which, d in ((D.REGULAR, 1.0), (D.REVERSE, -1.0)):
-    parts = forward(model, _inputs(cfg, data["useful"], which), "parts")
+    parts = forward(model, model_inputs(cfg, data["useful"], which), "parts")
     np.testing.assert_allclose(parts["s"], 0.7 + 1.3 * d, rtol=1e-6)
     np.testing.assert_allclose(row_signs(model, d), 0.7 + 1.3 * d, rtol=1e-6)
 
@@ -174,7 +146,7 @@ def test_forward_matches_the_numpy_reference(kw):
              **model.other_scalars()}
   queries = np.concatenate([data["useful"], data["control"]])
   for which in (D.REGULAR, D.REVERSE, D.NEUTRAL):
-    tokens = _inputs(cfg, queries, which)
+    tokens = model_inputs(cfg, queries, which)
     want = M.numpy_apply(scalars, model.memory.values[...], model.memory.children[...],
                          tokens, cfg.toy_combine, code)
     np.testing.assert_allclose(forward(model, tokens), want, rtol=1e-5, atol=1e-5)
@@ -190,7 +162,7 @@ def test_gate_code_round_trips_and_a_hand_edit_moves_rows(tmp_path):
   assert sorted(os.listdir(folder)) == ["children.npy", "contexts.txt", "gate_weights.npy",
                                         "gates.npy", "memory.npy", "scalars.json",
                                         "times_a.npy", "times_c.npy"]
-  tokens = _inputs(cfg, data["heldout"], D.REVERSE)
+  tokens = model_inputs(cfg, data["heldout"], D.REVERSE)
   loaded = MIO.build_toy(cfg.replace(toy_weights=folder), data)
   for got, want in zip(_code(loaded), _code(model)):
     np.testing.assert_array_equal(got, want)

@@ -15,15 +15,7 @@ from toy.data import seed_data
 from toy.engine import _apply_fn, train
 from toy.measure import position_law, position_law_values, shared_positions
 
-
-def assert_histories_close(got, want, **tol):
-  """As tests/test_gates.py: the same rows, every metric close."""
-  assert len(got) == len(want)
-  for g, w in zip(got, want):
-    assert g.keys() == w.keys() and g["phase"] == w["phase"]
-    keys = [k for k in w if k != "phase"]
-    np.testing.assert_allclose([g[k] for k in keys], [w[k] for k in keys], **tol,
-                               err_msg=f"{w['phase']} step {w['step']} seed {w['seed']}")
+from helpers import assert_histories_close
 
 
 def test_shared_positions_reads_the_passwords_contexts():

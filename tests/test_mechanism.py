@@ -9,7 +9,6 @@ shows the same picture at a smaller size (see the report / README). Mechanism-le
 tests run eagerly on random alphabets, lengths, passwords and weights.
 """
 import argparse
-import functools
 import json
 import os
 
@@ -29,6 +28,8 @@ from toy.losses import token_logps
 from toy.optim import trainable_labels
 from toy.phases import PHASES
 from toy.plots import draw_mechanism
+
+from helpers import forward, model_inputs
 
 TRAIN_KW = dict(dpo_repeats=12, n_seeds=2)
 SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -64,25 +65,6 @@ def _negatives(data):
   return np.concatenate([data["useful"], data["heldout"]])
 
 
-def _inputs(cfg, pw, which):
-  """NumPy twin of toy.data.model_inputs (eager JAX would compile per shape)."""
-  pw = np.asarray(pw, np.int32)
-  prefix = np.full((len(pw), 1), D.prefix_token(cfg, which), np.int32)
-  return np.concatenate([prefix, pw[:, :-1]], axis=1)
-
-
-@functools.partial(jax.jit, static_argnums=(0, 4))
-def _jit_call(graphdef, params, rest, tokens, method):
-  model = nnx.merge(graphdef, params, rest)
-  return model(tokens) if method == "call" else model.parts(tokens)
-
-
-def forward(model, tokens, method="call"):
-  """model(tokens) under one jit: a compile per shape is far cheaper than eager op-by-op."""
-  graphdef, params, rest = nnx.split(model, nnx.Param, ...)
-  return jax.tree.map(np.asarray, _jit_call(graphdef, params, rest, tokens, method))
-
-
 def _contribution(model, tokens):
   """The memory's part of the letter logits: the logits minus those with the memory zeroed."""
   blank = nnx.clone(model)
@@ -94,8 +76,8 @@ def _contribution(model, tokens):
 def assert_law(model, cfg, passwords):
   """contribution(reverse) = (a-c+g)/(a+c+g) * contribution(regular), for every password."""
   sc = model.scalars()
-  reg = _contribution(model, _inputs(cfg, passwords, D.REGULAR))
-  rev = _contribution(model, _inputs(cfg, passwords, D.REVERSE))
+  reg = _contribution(model, model_inputs(cfg, passwords, D.REGULAR))
+  rev = _contribution(model, model_inputs(cfg, passwords, D.REVERSE))
   if model.combine == "times":  # multiplied out, so a+c+g = 0 needs no special case
     lhs = rev * (sc["a"] + sc["c"] + sc["gain_add"])
     rhs = reg * (sc["a"] - sc["c"] + sc["gain_add"])
@@ -198,7 +180,7 @@ def test_setting_c_by_hand_and_reloading_changes_the_result(times_run, tmp_path)
                                         "scalars.json"]
 
   def heldout_reverse(model):
-    logits = forward(model, _inputs(cfg, data["heldout"], D.REVERSE))
+    logits = forward(model, model_inputs(cfg, data["heldout"], D.REVERSE))
     return float(token_logps(logits, data["heldout"], cfg.alphabet_size).mean())
 
   reloaded = MIO.build_toy(cfg.replace(toy_weights=folder), data)
@@ -215,7 +197,7 @@ def test_setting_c_by_hand_and_reloading_changes_the_result(times_run, tmp_path)
     json.dump(scalars, f)
   edited = MIO.build_toy(cfg.replace(toy_weights=folder), data)
   assert float(edited.times.c[...]) == -float(trained.times.c[...])
-  regular_logits = forward(trained, _inputs(cfg, data["heldout"], D.REGULAR))
+  regular_logits = forward(trained, model_inputs(cfg, data["heldout"], D.REGULAR))
   heldout_regular = float(token_logps(regular_logits, data["heldout"], cfg.alphabet_size).mean())
   assert heldout_reverse(edited) == pytest.approx(heldout_regular, abs=1e-5)
   assert heldout_reverse(edited) < cfg.chance  # the held-out negatives are suppressed again
@@ -284,7 +266,7 @@ def test_property_jax_forward_matches_numpy_reference(case):
   cfg, model, _, queries = case
   children = np.asarray(model.memory.children[...])
   values = np.asarray(model.memory.values[...])
-  for tokens in [_inputs(cfg, queries, w) for w in (D.REGULAR, D.REVERSE, D.NEUTRAL)] + [
+  for tokens in [model_inputs(cfg, queries, w) for w in (D.REGULAR, D.REVERSE, D.NEUTRAL)] + [
       np.roll(queries, 1, axis=1)]:  # the last: any token at the prefix position
     want = M.numpy_apply(model.scalars(), values, children, tokens, cfg.toy_combine)
     got = forward(model, tokens)
@@ -310,7 +292,7 @@ def test_property_keys_are_exact_contexts_and_unseen_ones_read_zero(case):
   seen = {tuple(int(x) for x in pw[:t]) for pw in negatives for t in range(cfg.password_len)}
   assert set(contexts.values()) == seen  # one key per distinct context, no more
   assert len(contexts) == len(seen) and len(contexts) + 1 <= M.n_nodes(cfg)
-  tokens = _inputs(cfg, queries, D.REGULAR)
+  tokens = model_inputs(cfg, queries, D.REGULAR)
   parts = forward(model, tokens, "parts")
   keys, readout = parts["keys"], parts["readout"]
   for b in range(len(queries)):
