@@ -1,6 +1,8 @@
 """Helpers shared by the tests: parameter snapshots between phases, a jitted toy forward pass,
 NumPy model inputs and history comparisons."""
 import functools
+import json
+import os
 
 import jax
 import numpy as np
@@ -61,3 +63,14 @@ def assert_histories_close(got, want, **tol):
     keys = [k for k in w if k != "phase"]
     np.testing.assert_allclose([g[k] for k in keys], [w[k] for k in keys], **tol,
                                err_msg=f"{w['phase']} step {w['step']} seed {w['seed']}")
+
+
+def edit_scalars_json(folder, fn):
+  """Applies ``fn`` to a toy weights folder's scalars.json in place (a hand edit)."""
+  from toy import mechanism_io as MIO
+  path = os.path.join(folder, MIO.SCALARS_FILE)
+  with open(path) as f:
+    scalars = json.load(f)
+  fn(scalars)
+  with open(path, "w") as f:
+    json.dump(scalars, f)

@@ -4,7 +4,6 @@ The gates keep the toy where they should (the default is the toy's scalar path, 
 the toy, one gate per row is ``toy_sign="per_row"``), start every row's sign at the toy's,
 travel through the weights folder, and are read by toy.inspect and the diagram.
 """
-import json
 import os
 
 import jax
@@ -23,7 +22,7 @@ from toy.engine import RunResult, apply_fn, setup, train
 from toy.io import save_run
 from toy.plots import draw_mechanism, row_signs
 
-from helpers import assert_histories_close, forward, model_inputs
+from helpers import edit_scalars_json, assert_histories_close, forward, model_inputs
 
 
 def _cfg(**kw):
@@ -200,15 +199,6 @@ def test_per_row_signs_are_saved_too(tmp_path):
   np.testing.assert_array_equal(np.asarray(loaded.times.c[...]), np.asarray(model.times.c[...]))
 
 
-def _edit_json(folder, fn):
-  path = os.path.join(folder, MIO.SCALARS_FILE)
-  with open(path) as f:
-    scalars = json.load(f)
-  fn(scalars)
-  with open(path, "w") as f:
-    json.dump(scalars, f)
-
-
 @pytest.mark.parametrize("corrupt, message", [
     (lambda f: np.save(os.path.join(f, MIO.GATES_FILE), np.full((194, 2), 4, np.int32)),
      r"gates.npy: gate ids must lie in 0..3"),
@@ -224,9 +214,9 @@ def _edit_json(folder, fn):
      r"times_a.npy: shape \(5,\) does not match the config: expected \(n_gates,\) = \(4,\)"),
     (lambda f: np.save(os.path.join(f, MIO.TIMES_C_FILE), np.full(4, np.inf, np.float32)),
      r"times_c.npy: non-finite value inf at entry 0"),
-    (lambda f: _edit_json(f, lambda s: s.__setitem__("c", 1.0)),
+    (lambda f: edit_scalars_json(f, lambda s: s.__setitem__("c", 1.0)),
      r"'c' is a vector for this times node: edit times_c.npy"),
-    (lambda f: _edit_json(f, lambda s: s["times"].__setitem__("toy_gates", 8)),
+    (lambda f: edit_scalars_json(f, lambda s: s["times"].__setitem__("toy_gates", 8)),
      r"scalars.json: written for another times node \(toy_sign='shared', toy_gates=8, "
      r"toy_gate_mix=2\) than the config's \(toy_sign='shared', toy_gates=4, toy_gate_mix=2\)"),
 ])

@@ -29,7 +29,7 @@ from toy.optim import trainable_labels
 from toy.phases import PHASES
 from toy.plots import draw_mechanism
 
-from helpers import forward, model_inputs
+from helpers import edit_scalars_json, forward, model_inputs
 
 TRAIN_KW = dict(dpo_repeats=12, n_seeds=2)
 SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -332,23 +332,14 @@ def test_command_line_sets_the_named_scalars(small):
                                                               Config.toy_gain_add) == (1, 0, 0)
 
 
-def _edit_json(folder, fn):
-  path = os.path.join(folder, MIO.SCALARS_FILE)
-  with open(path) as f:
-    scalars = json.load(f)
-  fn(scalars)
-  with open(path, "w") as f:
-    json.dump(scalars, f)
-
-
 @pytest.mark.parametrize("corrupt, message", [
-    (lambda f: _edit_json(f, lambda s: s.pop("c")), r"missing scalar 'c'"),
-    (lambda f: _edit_json(f, lambda s: s["direction"].pop("reverse")),
+    (lambda f: edit_scalars_json(f, lambda s: s.pop("c")), r"missing scalar 'c'"),
+    (lambda f: edit_scalars_json(f, lambda s: s["direction"].pop("reverse")),
      r"missing scalar 'direction.reverse'"),
-    (lambda f: _edit_json(f, lambda s: s.__setitem__("a", float("nan"))), r"'a' is not finite"),
-    (lambda f: _edit_json(f, lambda s: s.__setitem__("gain_add", float("inf"))),
+    (lambda f: edit_scalars_json(f, lambda s: s.__setitem__("a", float("nan"))), r"'a' is not finite"),
+    (lambda f: edit_scalars_json(f, lambda s: s.__setitem__("gain_add", float("inf"))),
      r"'gain_add' is not finite"),
-    (lambda f: _edit_json(f, lambda s: s.__setitem__("c", "two")), r"'c' must be a number"),
+    (lambda f: edit_scalars_json(f, lambda s: s.__setitem__("c", "two")), r"'c' must be a number"),
     (lambda f: np.save(os.path.join(f, MIO.MEMORY_FILE), np.zeros((5, 6), np.float32)),
      r"memory.npy: shape \(5, 6\) does not match the config"),
     (lambda f: np.save(os.path.join(f, MIO.MEMORY_FILE),
