@@ -87,7 +87,9 @@ PREDICTIONS = [
     "control > 0 from the first phase-3 evaluation of the measured episode; from scratch the "
     "first evaluation still has the regular sign (law slope > 0).",
 ]
-SECONDS_PER_EPISODE = 240  # an 8-seed cpu episode on the 2 cores, measured (main stage)
+# An 8-seed cpu episode on 2 quiet cores (README: 3-6 min a point); on shared cores the
+# 16-row groups of this script took 33-52 min (results/acquired.md's runs, 2026-12-02).
+SECONDS_PER_EPISODE = 240
 
 
 def cost_s(cfg) -> float:
@@ -121,7 +123,13 @@ def train_and_keep(group, progress=True, save=False):
 
 
 def record_extras(cfg, result) -> dict:
-  return {**law_record(result), **flip_record(result)}
+  """What a point's JSON holds beside its summary: law slopes, per-password flips and, for
+  the toy, whether its times node ended flipped (c > a) in each seed."""
+  out = {**law_record(result), **flip_record(result)}
+  if cfg.model == "toy":
+    a, c = np.asarray(result.params["times"]["a"]), np.asarray(result.params["times"]["c"])
+    out["times_flipped"] = (c > a).tolist()
+  return out
 
 
 def measured(history: list[dict], cfg: dict) -> list[dict]:
@@ -327,7 +335,7 @@ def main(argv=None):
     print(f"stage {name}: {len(todo)} of {len(all_stages[name])} points to train, about "
           f"{sum(cost_s(c) for c in todo) / 60:.0f} min on 2 cores", flush=True)
     t0 = time.perf_counter()
-    run_sweep(chosen, args.out, on_result=_extras, train_fn=train_and_keep)
+    run_sweep(chosen, args.out, on_result=record_extras, train_fn=train_and_keep)
     print(f"stage {name}: {time.perf_counter() - t0:.0f} s", flush=True)
   records = {name: [(label, load_point(args.out, c)) for label, c in pts
                     if is_stored(args.out, c)] for name, pts in all_stages.items()}
@@ -335,14 +343,6 @@ def main(argv=None):
   os.makedirs(args.figures, exist_ok=True)
   plot(records, os.path.join(args.figures, "acquired.png"))
   return records
-
-
-def _extras(cfg, result) -> dict:
-  out = record_extras(cfg, result)
-  if cfg.model == "toy":
-    a, c = np.asarray(result.params["times"]["a"]), np.asarray(result.params["times"]["c"])
-    out["times_flipped"] = (c > a).tolist()
-  return out
 
 
 def write(records: dict, command: str, path: str):

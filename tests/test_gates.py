@@ -129,8 +129,8 @@ def test_the_code_comes_from_the_seeds_init_key():
   st = setup([cfg])
   for i, seed in enumerate(cfg.seeds):
     own = M.build_toy(cfg.replace(seed=seed), seed_data(cfg, seed))
-    np.testing.assert_array_equal(_code(own)[0], np.asarray(st.rest["times"]["gates"][i]))
-  assert not np.array_equal(st.rest["times"]["gates"][0], st.rest["times"]["gates"][1])
+    np.testing.assert_array_equal(_code(own)[0], np.asarray(st.state["times"]["gates"][i]))
+  assert not np.array_equal(st.state["times"]["gates"][0], st.state["times"]["gates"][1])
 
 
 @pytest.mark.parametrize("kw", [dict(toy_gates=4, toy_gate_mix=2), dict(toy_gates=0),
@@ -277,7 +277,7 @@ def _stacked_gates(**kw):
   params = dict(st.params)
   shape = params["memory"]["values"].shape
   params["memory"] = {"values": jnp.asarray(rng.normal(size=shape), jnp.float32)}
-  return RunResult(cfg, [], [], st.graphdef, params, st.rest, st.data, apply_fn(st.graphdef),
+  return RunResult(cfg, [], [], st.graphdef, params, st.state, st.data, apply_fn(st.graphdef),
                    None)
 
 

@@ -33,7 +33,7 @@ def _stacked(model="transformer", n_seeds=2, a=1.0, c=0.0, gain=0.0, combine="ti
   cfg = make_config("tiny", model=model, n_seeds=n_seeds, toy_a=a, toy_c=c, toy_gain_add=gain,
                     toy_combine=combine)
   st = setup([cfg])
-  graphdef, params, rest = st.graphdef, st.params, st.rest
+  graphdef, params, rest = st.graphdef, st.params, st.state
   rng = np.random.default_rng(0)
   if model == "toy":
     shape = params["memory"]["values"].shape

@@ -13,7 +13,7 @@ import pytest
 from helpers import leaves, phase2_frozen_keys
 from toy import inspect as I
 from toy.config import make_config
-from toy.engine import RunResult, _apply_fn, setup
+from toy.engine import RunResult, apply_fn, setup
 from toy.io import save_run
 from toy.sweep import point_id
 
@@ -24,7 +24,7 @@ def _untrained(seed=0, n_seeds=2, **kw):
   """Freshly initialised seed-stacked models dressed as a RunResult."""
   cfg = make_config("tiny", seed=seed, n_seeds=n_seeds, **kw)
   st = setup([cfg])
-  return RunResult(cfg, [], [], st.graphdef, st.params, st.rest, st.data, _apply_fn(st.graphdef),
+  return RunResult(cfg, [], [], st.graphdef, st.params, st.state, st.data, apply_fn(st.graphdef),
                    None)
 
 

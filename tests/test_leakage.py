@@ -12,7 +12,7 @@ from flax import nnx
 from toy import mechanism as M
 from toy.config import make_config
 from toy.data import seed_data
-from toy.engine import _apply_fn, train
+from toy.engine import apply_fn, train
 from toy.measure import position_law, position_law_values, shared_positions
 
 from helpers import assert_histories_close
@@ -42,7 +42,7 @@ def test_position_law_values_slope_per_group():
 def _result(cfg, model, data):
   graphdef, params, rest = nnx.split(model, nnx.Param, ...)
   stack = lambda tree: jax.tree.map(lambda v: np.asarray(v)[None], nnx.to_pure_dict(tree))
-  return types.SimpleNamespace(cfg=cfg, apply=_apply_fn(graphdef), params=stack(params),
+  return types.SimpleNamespace(cfg=cfg, apply=apply_fn(graphdef), params=stack(params),
                                rest=stack(rest), data={k: v[None] for k, v in data.items()})
 
 

@@ -11,7 +11,7 @@ from flax import nnx
 
 from toy import data as D
 from toy.config import make_config
-from toy.engine import _apply_fn
+from toy.engine import apply_fn
 from toy.measure import generalization_ratio, law_slopes
 from toy.mechanism import build_toy
 
@@ -31,7 +31,7 @@ def _toy_result(a, c, gain=0.0, seed=0):
   model.memory.values[...] = rng.normal(size=model.memory.values[...].shape)
   graphdef, params, rest = nnx.split(model, nnx.Param, ...)
   stack = lambda tree: jax.tree.map(lambda x: np.asarray(x)[None], nnx.to_pure_dict(tree))
-  return types.SimpleNamespace(cfg=cfg, apply=_apply_fn(graphdef), params=stack(params),
+  return types.SimpleNamespace(cfg=cfg, apply=apply_fn(graphdef), params=stack(params),
                                rest=stack(rest), data={k: v[None] for k, v in data.items()})
 
 

@@ -103,9 +103,6 @@ def apply_fn(graphdef):
   return lambda params, rest, tokens_BxT: nnx.merge(graphdef, params, rest)(tokens_BxT)
 
 
-_apply_fn = apply_fn  # the former private name, still used by some tests
-
-
 @functools.partial(jax.jit, static_argnames=("cfg", "graphdef", "phase", "n_steps", "labels"),
                    donate_argnums=(0, 1))
 def run_chunk(params, opt_state, ref, ref_neg, rest, data, tables, key, hyper, start, *, cfg,
@@ -229,13 +226,6 @@ class Setup:
   hyper: dict
   episodes: list[Episode] = dataclasses.field(default_factory=list)
 
-  @property
-  def rest(self) -> dict:  # the name run_chunk and older callers use
-    return self.state
-
-  @property
-  def owner(self) -> list[int]:
-    return self.config_of_row
 
 
 def _episode(cfg: Config, seeds: list[int], row_cfgs: list[Config], episode: int | None):
@@ -445,10 +435,10 @@ def train_many(cfgs: list[Config], make_model: Callable = build_model, *, progre
           record(episode, phase, start + done, global_step, spread(metrics), spread(evals))
           verdict = None if on_chunk is None else on_chunk(
               Chunk(episode, phase, start, done, ph.n_total, wall, metrics, evals, ph))
-          if time_budget_s is not None and time.perf_counter() - t_start > time_budget_s:
-            verdict = "stop"
           if verdict not in (None, "end_phase", "stop"):
             raise ValueError(f"on_chunk returned {verdict!r}: allowed None, 'end_phase', 'stop'")
+          if time_budget_s is not None and time.perf_counter() - t_start > time_budget_s:
+            verdict = "stop"
           if verdict is not None:
             stopped = verdict == "stop"
             break
@@ -495,7 +485,7 @@ def load_run(run_dir: str) -> RunResult:
   with open(os.path.join(run_dir, "config.json")) as f:
     cfg = validate(Config(**json.load(f)))
   st = setup([cfg.replace(toy_weights="")])
-  graphdef, rest, data = st.graphdef, st.rest, st.data
+  graphdef, rest, data = st.graphdef, st.state, st.data
   params = fill_from_npz(st.params, os.path.join(run_dir, "params.npz"), run_dir)
   if os.path.exists(os.path.join(run_dir, "tables.npz")):
     rest = fill_from_npz(rest, os.path.join(run_dir, "tables.npz"), run_dir)

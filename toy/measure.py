@@ -15,12 +15,11 @@ the max over phase 3 of held-out − chance against the study's +13%.
 from __future__ import annotations
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from toy import data as D
-from toy.losses import token_logps
-from toy.phases import centred_at, centred_target_logits
+from toy.phases import centred_target_logits, centred_token_logits, password_token_logps, \
+    split_rows
 from toy.stats import G_ALPHA, G_MIN_USEFUL, STUDY_UPLIFT, fmt, fmt_g, fmt_g_ratio, \
     fmt_or_dash, fmt_study, g_from_tests, g_summary, paired_test, slope_through_origin, \
     study_test
@@ -96,10 +95,8 @@ def token_target_logits(result, sets=FLIP_SETS) -> dict:
 
   def one_seed(params, rest, data):
     pws = [data[s] for s, _ in names]
-    inputs = jnp.concatenate([D.model_inputs(cfg, pw, w) for pw, (_, w) in zip(pws, names)])
-    per_token = centred_at(apply(params, rest, inputs)[..., :cfg.alphabet_size],
-                           jnp.concatenate(pws))
-    return jnp.split(per_token, np.cumsum([pw.shape[0] for pw in pws])[:-1])
+    return split_rows(centred_token_logits(cfg, apply, params, rest, pws,
+                                           [w for _, w in names]), pws)
 
   out = jax.jit(jax.vmap(one_seed))(result.params, result.rest, {s: result.data[s] for s in sets})
   return {name: np.asarray(v) for name, v in zip(names, out)}
@@ -143,10 +140,8 @@ def above_chance_values(result) -> dict:
 
   def one_seed(params, rest, data):
     pws = [data[s] for s, _ in names]
-    inputs = jnp.concatenate([D.model_inputs(cfg, pw, w) for pw, (_, w) in zip(pws, names)])
-    logp = token_logps(apply(params, rest, inputs), jnp.concatenate(pws), cfg.alphabet_size,
-                       cfg.normalize)
-    return jnp.split(logp.mean(-1), np.cumsum([pw.shape[0] for pw in pws])[:-1])
+    logp = password_token_logps(cfg, apply, params, rest, pws, [w for _, w in names])
+    return split_rows(logp.mean(-1), pws)
 
   out = jax.jit(jax.vmap(one_seed))(result.params, result.rest,
                                     {s: result.data[s] for s in FLIP_SETS})

@@ -116,10 +116,21 @@ def centred_target_logits(cfg: Config, apply: Callable, params, rest, pws: list,
   """Per password (one seed), the logit of each true next letter minus the alphabet's mean
   logit, averaged over the password's tokens: the quantity the toy's law is about (its
   centred logits are s(prefix) times a memory row). One forward pass for all sets."""
+  per_token = centred_token_logits(cfg, apply, params, rest, pws, prefixes)
+  return split_rows(per_token.mean(-1), pws)
+
+
+def centred_token_logits(cfg: Config, apply: Callable, params, rest, pws: list, prefixes: list):
+  """``centred_at`` for every letter of each password array in ``pws`` under its prefix, in
+  one forward pass: (sum of their rows) x L."""
   inputs = jnp.concatenate([D.model_inputs(cfg, pw, w) for pw, w in zip(pws, prefixes)])
   logits = apply(params, rest, inputs)[..., :cfg.alphabet_size]
-  per_pw = centred_at(logits, jnp.concatenate(pws))
-  return jnp.split(per_pw.mean(-1), np.cumsum([pw.shape[0] for pw in pws])[:-1])
+  return centred_at(logits, jnp.concatenate(pws))
+
+
+def split_rows(x, pws: list) -> list:
+  """``x``'s leading axis cut back into the row counts of the password arrays ``pws``."""
+  return jnp.split(x, np.cumsum([pw.shape[0] for pw in pws])[:-1])
 
 
 def centred_at(logits_BxTxA, targets_BxT):
