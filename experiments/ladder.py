@@ -188,7 +188,7 @@ def plot(records: dict[str, dict], path: str):
       ax.errorbar(i, v.mean(), v.std(ddof=1), color=color, marker="o", capsize=4, zorder=3)
     if key == "law:G":
       ax.axhline(1, color="tab:green", ls="--", lw=1, label="G = 1 (perfect)")
-      ax.axhline(0, color="k", ls=":", lw=1, label="G = 0 (none)")
+      ax.axhline(0, color="k", ls=":", lw=1, label="G = 0 (stored suppression erased)")
       ax.set_ylim(-1.5, 1.6)  # a seed outside is clipped; results/ladder.md has every value
     else:
       ax.axhline(0, color="k", ls=":", lw=1, label="held-out = control")

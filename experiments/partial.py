@@ -125,7 +125,7 @@ def plot_dial(records: list[dict], path: str):
                 label=f"learned transformer, mean ± sd over {per_seed.shape[1]} seeds")
     if key == "law:G":
       ax.axhline(1, color="tab:green", ls="--", label="toy: G = 1 (perfect)")
-      ax.axhline(0, color="k", ls=":", label="G = 0 (none)")
+      ax.axhline(0, color="k", ls=":", label="G = 0 (stored suppression erased)")
     else:
       ax.axhline(0, color="k", ls=":", label="held-out = control")
       maxes = np.stack([seed_values(r, "reverse/heldout_minus_control/max") for r in records])

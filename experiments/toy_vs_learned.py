@@ -12,8 +12,10 @@ Both are trained by the same engine on the same data and seeds.
 
 Columns: the toy (PROTOCOL's phases), the learned transformer with the config's phase-3
 lever (``mix_lower_lr_scale``; the default preset ``partial`` freezes the embedding and the
-lower half in phase 3), and the same transformer under PROTOCOL's phase 3 (scale 1). The two
-learned columns share phases 1-2 (trained once). Every Config field is a flag and applies to
+lower half in phase 3), the same transformer under PROTOCOL's phase 3 (scale 1), and the
+acquired transformer: one prior episode on other data with its phase 3 at scale 0, then the
+measured episode under PROTOCOL's phase 3 (experiments/acquired.py; ``--no_acquired`` leaves
+it out). The lever and PROTOCOL columns share phases 1-2 (trained once). Every Config field is a flag and applies to
 every model, except that the toy keeps its own optimizer settings (toy.config.TOY_OVERRIDES)
 unless --toy_lr is given, and the toy_* fields only concern the toy. With --init_from, the
 learned columns start from that checkpoint and are normalised as --normalize says (default
@@ -40,7 +42,7 @@ import numpy as np
 import toy
 from toy.config import Config, add_config_args, config_from_args, producing_command, \
     script_parser
-from toy.engine import train, train_many
+from toy.engine import batchable, train, train_many
 from toy.io import default_run_name, write_json_atomic
 from toy.measure import SHARED_NOTE, law_slopes, law_values, row_g, summarize_law, \
     summarize_model
@@ -62,7 +64,7 @@ LABELS = [  # (label, summarize_law key or one of G's two cells)
     ("control − chance (final)", "control_vs_chance_final"),
     ("law slope, useful (centred target logit, reverse / regular)", "law_slope_useful"),
     ("law slope, held-out", "law_slope_heldout"),
-    ("generalization ratio G = slope held-out / slope useful (1 perfect, 0 none), per seed",
+    ("generalization ratio G = slope held-out / slope useful (1 perfect, 0 erased, < 0 kept), per seed",
      "G"),
     ("G: ratio of mean slopes [95% bootstrap CI over seeds]", "G:ratio"),
     ("within-set slope (with intercept), useful", "within_slope_useful"),
@@ -121,11 +123,14 @@ def plot_law(slopes: dict, gs: dict, path: str):
 DEFAULTS = dict(n_seeds=2, preset="partial")  # flags not given
 TOY = "toy (hand-built)"
 PROTOCOL_COLUMN = "learned, PROTOCOL phase 3"
+ACQUIRED_COLUMN = "learned, acquired (1 prior episode at scale 0), PROTOCOL phase 3"
 
 
 def add_args(parser: argparse.ArgumentParser) -> None:
   """The script's own flag; ``add_config_args`` adds every Config field."""
   parser.add_argument("--toy_lr", type=float, default=None, help="the toy's own learning rate")
+  parser.add_argument("--no_acquired", action="store_true",
+                      help="leave out the acquired column (a second, two-episode program)")
 
 
 # The toy's own times-node shape: flags for the toy column only (the transformer has none).
@@ -166,20 +171,36 @@ def column_configs(learned_cfg: Config, args: argparse.Namespace,
   scale = learned_cfg.mix_lower_lr_scale
   toy_name = toy_label(toy_cfg)
   if scale >= 1:
-    return {toy_name: toy_cfg, "learned transformer (PROTOCOL)": learned_cfg}
-  protocol_cfg = learned_cfg.replace(mix_lower_lr_scale=1.0,
-                                     run_name=default_run_name(learned_cfg) + "_protocol")
-  return {toy_name: toy_cfg, f"learned, phase 3 lower half ×{scale:g}": learned_cfg,
-          PROTOCOL_COLUMN: protocol_cfg}
+    cols = {toy_name: toy_cfg, "learned transformer (PROTOCOL)": learned_cfg}
+  else:
+    protocol_cfg = learned_cfg.replace(mix_lower_lr_scale=1.0,
+                                       run_name=default_run_name(learned_cfg) + "_protocol")
+    cols = {toy_name: toy_cfg, f"learned, phase 3 lower half ×{scale:g}": learned_cfg,
+            PROTOCOL_COLUMN: protocol_cfg}
+  # A checkpoint or a run that already has prior episodes has no from-scratch twin to acquire.
+  if not getattr(args, "no_acquired", False) and not learned_cfg.prior_episodes \
+      and not learned_cfg.init_from:
+    cols[ACQUIRED_COLUMN] = learned_cfg.replace(
+        mix_lower_lr_scale=1.0, prior_episodes=1, prior_mix_lower_lr_scale=0.0,
+        run_name=default_run_name(learned_cfg) + "_acquired")
+  return cols
 
 
 def train_columns(cfgs: dict[str, Config], save: bool = True) -> dict:
-  """Trains the columns, each toy alone and the learned ones in one program (phases 1-2
-  trained once for columns that differ only in phase-3 fields); {name: RunResult}."""
+  """Trains the columns, each toy alone and the learned ones in as few programs as
+  ``batchable`` allows (phases 1-2 trained once for columns that differ only in phase-3
+  fields; the acquired column runs two episodes, so it is a program of its own);
+  {name: RunResult}."""
   results = {name: train(c, save=save) for name, c in cfgs.items() if c.model == "toy"}
-  learned = [name for name, c in cfgs.items() if c.model != "toy"]
-  if learned:
-    results.update(zip(learned, train_many([cfgs[n] for n in learned], save=save)))
+  groups: list[list[str]] = []
+  for name in (n for n, c in cfgs.items() if c.model != "toy"):
+    group = next((g for g in groups if batchable(cfgs[g[0]], cfgs[name])), None)
+    if group is None:
+      groups.append([name])
+    else:
+      group.append(name)
+  for group in groups:
+    results.update(zip(group, train_many([cfgs[n] for n in group], save=save)))
   return {name: results[name] for name in cfgs}
 
 
@@ -245,8 +266,10 @@ def write_table(results_dir: str, rows: dict, configs: dict, command: str) -> st
                else "")
             + (f"log-probs normalised over the {learned_cfg['normalize']}, "
                if learned_cfg["normalize"] != "alphabet" else "")
-            + f"mix_lower_lr_scale {learned_cfg['mix_lower_lr_scale']:g} (the PROTOCOL column: "
-            f"1); toy: same data and phases, lr {toy_cfg['lr']}, a={toy_cfg['toy_a']}, "
+            + f"mix_lower_lr_scale {learned_cfg['mix_lower_lr_scale']:g} (the PROTOCOL "
+            + ("and acquired columns: 1; the acquired column's prior episode: 0"
+               if ACQUIRED_COLUMN in configs else "column: 1")
+            + f"); toy: same data and phases, lr {toy_cfg['lr']}, a={toy_cfg['toy_a']}, "
             f"c={toy_cfg['toy_c']}, gain={toy_cfg['toy_gain_add']}"
             + (f", times node as {toy_cfg.get('toy_gates', 1) or 'one per memory row'} gates, "
                f"{toy_cfg.get('toy_gate_mix', 1)} per row"

@@ -62,7 +62,13 @@ def test_end_to_end_at_tiny_writes_figures_and_table(tmp_path):
   saved = json.loads((res / "toy_vs_learned.json").read_text())
   assert saved["rows"]["toy (hand-built)"]["seeds"] == [0, 1]
   partial, protocol = "learned, phase 3 lower half ×0", "learned, PROTOCOL phase 3"
-  assert set(rows) == {"toy (hand-built)", partial, protocol}
+  acquired = tvl.ACQUIRED_COLUMN
+  assert set(rows) == {"toy (hand-built)", partial, protocol, acquired}
+  # the acquired column: one prior episode at scale 0, then PROTOCOL's phase 3
+  got = saved["configs"][acquired]
+  assert (got["prior_episodes"], got["prior_mix_lower_lr_scale"], got["mix_lower_lr_scale"]) \
+      == (1, 0.0, 1.0)
+  assert rows[acquired]["seeds"] == [0, 1] and acquired in table
   assert saved["configs"]["toy (hand-built)"]["model"] == "toy"
   assert saved["configs"]["toy (hand-built)"]["mix_lower_lr_scale"] == 1.0
   assert saved["configs"][partial]["mix_lower_lr_scale"] == 0.0
@@ -107,3 +113,5 @@ def test_toy_gates_flags_set_the_toy_column_alone():
   for name, c in cfgs.items():
     if c.model == "transformer":
       assert (c.toy_gates, c.toy_gate_mix) == (1, 1), name
+  no_acquired = parser.parse_args(["--preset", "tiny", "--no_acquired"])
+  assert tvl.ACQUIRED_COLUMN not in tvl.column_configs(learned, no_acquired, parser)

@@ -39,7 +39,9 @@ def eval_series(history: list[dict], seed: int, name: str, chance: float):
 
 
 def phase_curves(ax, cfg: Config, history: list[dict], title: str, sets=tuple(SET_COLORS)):
-  """One thin line per seed and a thick mean per set, phase boundaries dotted."""
+  """One thin line per seed and a thick mean per set, phase boundaries dotted; the measured
+  episode only (a run with prior episodes has them in its history too)."""
+  history = [r for r in history if r.get("episode", cfg.prior_episodes) == cfg.prior_episodes]
   seeds = sorted({r["seed"] for r in history})
   for name in sets:
     ys = []
