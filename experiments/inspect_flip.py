@@ -324,6 +324,7 @@ def main(argv=None):
   if args.run_dirs:
     runs = {os.path.basename(os.path.normpath(d)): I.load_run(d) for d in args.run_dirs}
   else:
+    args.no_acquired = True  # inspected on its own by experiments/inspect_acquired.py
     cfgs = tvl.column_configs(learned_cfg, args, parser)
     try:
       runs = load_or_train(cfgs)

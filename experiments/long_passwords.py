@@ -1,0 +1,114 @@
+"""The study's 16-letter passwords in the acquired-times-node regime (cpu width).
+
+  python experiments/long_passwords.py                 # the probe, resumable
+  python experiments/long_passwords.py --stage arms    # the four arms at the chosen steps
+  python experiments/long_passwords.py --plot-only     # results/long_passwords.md only
+
+At 8 letters the cpu preset learns the useful negatives under "reverse" in phase 3 (PROTOCOL:
+useful − chance about +1.1 to +1.8). At 16 letters each password is twice the tokens, and
+with the preset's step counts phase 3 at scale 0 leaves them near chance (+0.013 over seeds
+0-7, results/partial/, "scale 0, 16-token passwords"). The probe looks for step counts at
+which the useful negatives are learned from scratch under PROTOCOL's phase 3 (useful −
+chance ≥ +0.3 at the end), on seeds 100-101 (never used elsewhere), each beside its twin at
+scale 0 (same phases 1-2). Then the arms of experiments/acquired.py (scratch, sham,
+acquired, lever), 8 seeds (0-7), run at the chosen point.
+
+Predictions, written before the runs:
+- phase 2 stores the suppression at 16 letters as at 8 (phase-2 end about −2.4 nats/token
+  for both sets, as in results/partial/); what fails is phase 3's learning of the useful set.
+- a longer phase 3 (mix_steps 600) helps both routes: more steps to rewrite the lower half
+  (PROTOCOL) and to invert (scale 0); a higher phase-3 rate (1e-2) helps rewriting more than
+  inversion, so the scale-0 twin gains less.
+Every point is one JSON in results/long_passwords/ (hash of its config).
+"""
+from __future__ import annotations
+
+import os
+import time
+
+import toy
+from toy.config import make_config, producing_command, script_parser
+from toy.measure import SHARED_NOTE, law_record, record_cell
+from toy.sweep import is_stored, load_point, run_sweep
+
+OUT = os.path.join("results", "long_passwords")
+MD = os.path.join("results", "long_passwords.md")
+PROBE_SEEDS = dict(seed=100, n_seeds=2)
+USEFUL_LEARNED = 0.3  # useful − chance at the end of phase 3 under "reverse", nats/token
+
+
+def _l16(seeds: dict, **kw):
+  return make_config("cpu", password_len=16, **seeds, **kw)
+
+
+PROBE = [(label, _l16(PROBE_SEEDS, mix_lower_lr_scale=s, **kw))
+         for label, kw in (("preset steps", {}),
+                           ("phase-3 lr 1e-2", dict(mix_lr=1e-2)),
+                           ("phase 3 600 steps", dict(mix_steps=600)),
+                           ("phase 2 x2, phase 3 600 steps", dict(dpo_repeats=60, mix_steps=600)))
+         for s in (1.0, 0.0)]
+PROBE = [(f"{label}, scale {cfg.mix_lower_lr_scale:g}", cfg) for label, cfg in PROBE]
+# The probe's choice, filled in from its table (results/long_passwords.md) before the arms run.
+CHOSEN: dict | None = None
+
+
+def arms() -> list:
+  if CHOSEN is None:
+    return []
+  base = dict(seed=0, n_seeds=8, **CHOSEN)
+  return [("scratch", _l16(base)),
+          ("sham", _l16(base, prior_episodes=1, prior_mix_lower_lr_scale=1.0)),
+          ("acquired", _l16(base, prior_episodes=1, prior_mix_lower_lr_scale=0.0)),
+          ("lever", _l16(base, mix_lower_lr_scale=0.0))]
+
+
+COLUMNS = [("useful−chance final", "reverse/useful/final"),
+           ("held−control final", "reverse/heldout_minus_control/final"),
+           ("held−chance max", "reverse/heldout/max"),
+           ("phase-2 end, useful−chance ('regular')", "dpo_end/regular/useful"),
+           ("G", "G")]
+
+
+def table(labelled) -> str:
+  lines = ["| point | seeds | " + " | ".join(h for h, _ in COLUMNS) + " |",
+           "|---" * (len(COLUMNS) + 2) + "|"]
+  for label, r in labelled:
+    c = r["config"]
+    lines.append(f"| {label} | {c['seed']}–{c['seed'] + c['n_seeds'] - 1} | "
+                 + " | ".join(record_cell(r, k) for _, k in COLUMNS) + " |")
+  return "\n".join(lines)
+
+
+def main(argv=None):
+  parser = script_parser(__doc__)
+  parser.add_argument("--stage", choices=("probe", "arms"), action="append")
+  parser.add_argument("--plot-only", action="store_true")
+  parser.add_argument("--out", default=OUT)
+  parser.add_argument("--md", default=MD)
+  args = parser.parse_args(argv)
+  toy.enable_compilation_cache()
+  stages = {"probe": PROBE, "arms": arms()}
+  for name in (args.stage or ["probe"]) if not args.plot_only else []:
+    todo = [c for _, c in stages[name] if not is_stored(args.out, c)]
+    if name == "arms" and not stages["arms"]:
+      parser.error("--stage arms: no point chosen yet (CHOSEN is None); run the probe first")
+    print(f"stage {name}: {len(todo)} points to train", flush=True)
+    t0 = time.perf_counter()
+    run_sweep([c for _, c in stages[name]], args.out,
+              on_result=lambda cfg, result: law_record(result))
+    print(f"stage {name}: {time.perf_counter() - t0:.0f} s", flush=True)
+  parts = [f"# 16-letter passwords\n\nWritten by "
+           f"`{producing_command('experiments/long_passwords.py', argv)}`. cpu preset at "
+           "password_len 16; nats/token under 'reverse' at the end of phase 3 unless said; "
+           f"mean ± sd over seeds, t-test against 0. {SHARED_NOTE}"]
+  for name, pts in stages.items():
+    stored = [(label, load_point(args.out, c)) for label, c in pts if is_stored(args.out, c)]
+    if stored:
+      parts.append(f"## {name}\n\n{table(stored)}")
+  with open(args.md, "w") as f:
+    f.write("\n\n".join(parts) + "\n")
+  print("\n\n".join(parts[1:]))
+
+
+if __name__ == "__main__":
+  main()
