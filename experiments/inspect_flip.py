@@ -38,7 +38,7 @@ from toy import inspect as I
 from toy.config import parse_config, producing_command, script_parser
 from toy.io import default_run_name, write_json_atomic
 from toy.plots import save_figure
-from toy.stats import fmt, paired_test
+from toy.stats import fmt, fmt_g, g_summary, paired_test
 
 _spec = importlib.util.spec_from_file_location(
     "toy_vs_learned", os.path.join(os.path.dirname(os.path.abspath(__file__)),
@@ -109,6 +109,20 @@ def versus(values, reference, name: str) -> str:
   return f"{mean_sd(values)} (vs {name}: t={test['t']:.2f}, p={test['p']:.2g})"
 
 
+def component_g(row: dict) -> dict | None:
+  """A component's G (toy.stats.g_summary: n/a where its useful slope is not significantly
+  below 0); None where it has no slope (it contributes nothing under "regular")."""
+  useful, heldout = (np.asarray(row[f"slope/{s}"], float) for s in ("useful", "heldout"))
+  if not (np.all(np.isfinite(useful)) and np.all(np.isfinite(heldout))):
+    return None
+  return g_summary(useful, heldout)
+
+
+def g_cell(row: dict) -> str:
+  g = component_g(row)
+  return "n/a (no slope)" if g is None else fmt_g(g)
+
+
 def law_table(name: str, law: dict) -> list[str]:
   lines = [f"### {name}", "",
            "| component | slope, useful | slope, held-out | held-out − useful slope (paired) "
@@ -116,7 +130,7 @@ def law_table(name: str, law: dict) -> list[str]:
            "|---|---|---|---|---|---|---|"]
   for comp, row in law.items():
     lines.append(f"| {comp} | {cell(row['slope/useful'])} | {cell(row['slope/heldout'])} | "
-                 f"{cell(row['slope/heldout'], row['slope/useful'])} | {cell(row['G'])} | "
+                 f"{cell(row['slope/heldout'], row['slope/useful'])} | {g_cell(row)} | "
                  f"{cell(row['share/useful'])} | {cell(row['share/heldout'])} |")
   return lines + [""]
 
@@ -221,8 +235,9 @@ def plot_component_law(runs: dict, out: dict, path: str):
       if all(np.all(attr[(s, w)][comp] == 0) for s in SET_COLORS for w in I.PREFIXES):
         ax.text(0.5, 0.7, "contributes 0 to every password", transform=ax.transAxes,
                 ha="center", fontsize=8)
-      g = law[comp]["G"]
-      ax.set_title(f"{comp}  (G {g.mean():+.2f})" if np.isfinite(g).all() else comp, fontsize=9)
+      g = component_g(law[comp])
+      ax.set_title(f"{comp}  (G {g['per_seed']['mean']:+.2f})" if g and g["defined"] else
+                   f"{comp}  (G n/a)", fontsize=9)
       ax.tick_params(labelsize=7)
       if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=7, title="slope", title_fontsize=7)
