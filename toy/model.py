@@ -4,7 +4,7 @@ Block: LayerNorm -> attention and LayerNorm -> MLP computed *in parallel* from t
 residual stream (``x + attn(ln1(x)) + mlp(ln2(x))``), rotary position embeddings on a
 fraction of each head, untied input and output embeddings. The fused ``qkv`` weight keeps
 Hugging Face's per-head layout ``[q_h | k_h | v_h]`` so that a GPT-NeoX state dict maps onto
-it one tensor at a time (see ``toy.convert``). Two variants for the ladder of models (README,
+it one tensor at a time (see ``toy.hf_params``). Two variants for the ladder of models (README,
 "The ladder"): gated MLPs (``mlp``) and a hand-inserted times node (``times_node``).
 
 Shape suffixes: B batch, T tokens, D width, H heads, K head size, F MLP width, V vocab.
