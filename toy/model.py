@@ -10,20 +10,8 @@ it one tensor at a time (see ``toy.hf_params``). Two variants for the ladder of 
 Shape suffixes: B batch, T tokens, D width, H heads, K head size, F MLP width, V vocab.
 
 Activations are reachable by stable names, TransformerLens-style: ``model(tokens, hooks=cache)``
-fills the dict ``cache`` with::
-
-    hook_embed                    B x T x D   the input embedding (the residual stream's start)
-    blocks.{i}.hook_resid_pre     B x T x D   the residual stream entering block i
-    blocks.{i}.attn.hook_pattern  B x H x T x T  attention probabilities (query, key)
-    blocks.{i}.hook_attn_out      B x T x D   what attention adds to the residual stream
-    blocks.{i}.mlp.hook_post      B x T x F   the MLP's hidden activations (after GELU, or
-                                              the gated product)
-    blocks.{i}.hook_mlp_out       B x T x D   what the MLP adds to the residual stream
-    blocks.{i}.hook_resid_post    B x T x D   the residual stream leaving block i
-    ln_final.hook_scale           B x T x 1   the final LayerNorm's divisor sqrt(var + eps)
-    times.hook_s                  B           the times node's sign (times-node models only)
-
-(``toy.inspect.run_with_cache`` returns them). With ``hooks=None`` nothing is stored and the
+fills the dict ``cache`` (names and shapes: ``toy.inspect.HOOKS["transformer"]``;
+``toy.inspect.run_with_cache`` returns them). With ``hooks=None`` nothing is stored and the
 computation is exactly the one without hooks.
 
 Interventions are arguments of the forward pass: ``ablate`` maps a component (``"embed"``,
