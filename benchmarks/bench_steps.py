@@ -43,7 +43,7 @@ import toy  # noqa: E402
 from toy import data as D  # noqa: E402
 from toy import engine as E  # noqa: E402
 from toy.config import make_config  # noqa: E402
-from toy.phases import PHASES, PREFIXES, eval_prefixes, phase_steps  # noqa: E402
+from toy.phases import PHASE_NAMES, PHASES, PREFIXES, eval_prefixes, phase_steps  # noqa: E402
 
 TARGETS = {"torch": 3.0, "peak": 0.6, "seeds": 2.0}  # issue #14 raised peak from 50%
 
@@ -509,7 +509,7 @@ def bench_vs_torch(cfg, args, phase: str, with_torch: bool):
   print(f"[{phase}] -> {jm / tm:.2f}x (median), {jb / tbst:.2f}x (best) against torch with "
         f"{th} thread(s)", flush=True)
   torch.set_num_threads(args.threads)
-  return (f"(a) phase-{2 if phase == 'dpo' else 3} {phase} step: steps/s, JAX vs "
+  return (f"(a) {PHASE_NAMES[phase].replace(' ', '-')} {phase} step: steps/s, JAX vs "
           f"torch eager ({th} thr.)", f"{jm:.2f} ({jb:.2f})", f"{tm:.2f} ({tbst:.2f})",
           f"{jm / tm:.2f}x ({jb / tbst:.2f}x)", f">= {TARGETS['torch']:.0f}x",
           verdict(jm / tm, TARGETS["torch"]))

@@ -35,7 +35,8 @@ import numpy as np
 
 import toy
 from toy import inspect as I
-from toy.config import parse_config, producing_command, script_parser
+from toy.cli import parse_config
+from toy.config import producing_command, script_parser
 from toy.io import default_run_name, write_json_atomic
 from toy.plots import save_figure
 from toy.stats import fmt, fmt_g, g_summary, paired_test

@@ -47,7 +47,8 @@ import numpy as np
 from flax import nnx
 
 import toy
-from toy.config import Config, parse_config, producing_command, script_parser
+from toy.cli import parse_config
+from toy.config import Config, producing_command, script_parser
 from toy.engine import build_model
 from toy.plots import SET_COLORS, SET_LABELS, chance_line, mean_sd_errorbar, phase_curves, \
     save_figure, stretch_yaxis

@@ -17,7 +17,8 @@ import numpy as np
 from flax import nnx
 
 import toy
-from toy.config import parse_bool, parse_config, script_parser
+from toy.cli import parse_config
+from toy.config import parse_bool, script_parser
 from toy.data import seed_data
 from toy.engine import evaluate_seeds, train
 from toy.mechanism_io import build_toy, save_weights

@@ -40,8 +40,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import toy
-from toy.config import Config, add_config_args, config_from_args, producing_command, \
-    script_parser
+from toy.cli import config_from_args
+from toy.config import Config, add_config_args, producing_command, script_parser
 from toy.engine import batchable, train, train_many
 from toy.io import default_run_name, write_json_atomic
 from toy.measure import SHARED_NOTE, law_slopes, law_values, row_g, summarize_law, \

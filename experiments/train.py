@@ -9,7 +9,8 @@ starts every seed from a local Hugging Face GPT-NeoX / Pythia folder (never down
 log-probs are then a softmax over the whole vocabulary, as the study's (--normalize).
 """
 import toy
-from toy.config import parse_config, script_parser
+from toy.cli import parse_config
+from toy.config import script_parser
 from toy.engine import train
 from toy.stats import fmt, paired_test
 

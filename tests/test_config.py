@@ -5,7 +5,8 @@ import os
 
 import pytest
 
-from toy.config import PRESETS, add_config_args, config_from_args, make_config
+from toy.cli import config_from_args
+from toy.config import PRESETS, add_config_args, make_config
 
 
 @pytest.mark.parametrize("overrides, field", [

@@ -20,7 +20,8 @@ tokenizers = pytest.importorskip("tokenizers")
 
 from toy import convert  # noqa: E402
 from toy import data as D  # noqa: E402
-from toy.config import make_config, parse_config, script_parser  # noqa: E402
+from toy.cli import parse_config  # noqa: E402
+from toy.config import make_config, script_parser  # noqa: E402
 from toy.engine import build_model  # noqa: E402
 from toy.losses import token_logps  # noqa: E402
 from toy.phases import evaluate  # noqa: E402
@@ -85,16 +86,17 @@ def test_normalize_defaults_to_vocab_with_a_checkpoint_and_the_checkpoint_sets_t
     checkpoint):
   folder = checkpoint[0]
   assert make_config("tiny").normalize == "alphabet"
-  cfg = make_config("tiny", init_from=folder)
+  cfg = convert.resolve_init_from(make_config("tiny", init_from=folder))
   assert cfg.normalize == "vocab"
   assert (cfg.n_layers, cfg.d_model, cfg.n_heads) == (2, 16, 2)
-  assert make_config("cpu", init_from=folder).d_model == 16  # the preset's 64 is replaced
+  cpu = convert.resolve_init_from(make_config("cpu", init_from=folder))
+  assert cpu.d_model == 16  # the preset's 64 is replaced
   assert make_config("tiny", init_from=folder, normalize="alphabet").normalize == "alphabet"
   assert make_config("tiny", normalize="vocab").normalize == "vocab"
   with pytest.raises(ValueError, match=r"invalid init_from=.*drop d_model=32"):
-    make_config("tiny", init_from=folder, d_model=32)
+    convert.resolve_init_from(make_config("tiny", init_from=folder, d_model=32), {"d_model"})
   with pytest.raises(ValueError, match=r"invalid alphabet_size=256"):
-    make_config("interp", init_from=folder)
+    convert.resolve_init_from(make_config("interp", init_from=folder))
 
 
 def test_the_toy_refuses_a_checkpoint_and_vocab_normalisation(checkpoint):
@@ -221,3 +223,9 @@ def test_paper_figures_leaves_out_the_model_size_figure(checkpoint, capsys):
     pf.main(["--preset", "tiny", "--init_from", checkpoint[0], "--figure", "model_size"])
   assert exit_info.value.code == 2
   assert "error: --figure model_size: with --init_from" in capsys.readouterr().err
+
+
+def test_the_folder_is_checked_where_the_model_is_built(tmp_path):
+  cfg = make_config("tiny", init_from=str(tmp_path / "nowhere"))  # a config reads no file
+  with pytest.raises(ValueError, match=r"^invalid init_from=.*no such folder"):
+    build_model(cfg, {}, None)

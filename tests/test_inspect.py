@@ -75,6 +75,29 @@ def test_toy_cache_names_are_stable(combine):
   assert set(cache) == (names | {"memory.hook_out"} if combine == "sum" else names)
 
 
+def test_the_hook_table_is_what_the_models_record():
+  """Every variant's cache holds only names of ``I.HOOKS`` with the rank its shape gives, and
+  together the variants record every name there."""
+  variants = {"transformer": [{}, {"times_node": True}],
+              "toy": [{}, {"toy_combine": "sum"}, {"toy_sign": "per_row"},
+                      {"toy_gates": 4, "toy_gate_mix": 2}]}
+  for model, overrides in variants.items():
+    table, seen = I.HOOKS[model], set()
+    for kw in overrides:
+      cfg = make_config("tiny", model=model, n_seeds=1, **kw)
+      st = setup([cfg])
+      result = RunResult(cfg, [], [], st.graphdef, st.params, st.state, st.data,
+                         apply_fn(st.graphdef), None)
+      _, cache = I.run_with_cache(result.model(0), _tokens(result)[0])
+      for name, value in cache.items():
+        entry = name if name in table else ".".join(["blocks", "{i}", *name.split(".")[2:]])
+        assert entry in table, (model, kw, name)
+        ranks = [len(shape.split(" x ")) for shape in table[entry][0].split(" or ")]
+        assert np.ndim(value) in ranks, (model, kw, name, np.shape(value))
+        seen.add(entry)
+    assert seen == set(table), model
+
+
 @pytest.mark.parametrize("model", ["transformer", "toy", "pythia_task"])
 def test_hooks_none_forward_is_bitwise_the_cache_filling_forward(model):
   result = _stacked("toy" if model == "toy" else "transformer", c=2.0, gain=0.3)

@@ -22,7 +22,8 @@ from hypothesis import strategies as st
 from toy import data as D
 from toy import mechanism as M
 from toy import mechanism_io as MIO
-from toy.config import Config, add_config_args, config_from_args, make_config
+from toy.cli import config_from_args
+from toy.config import Config, add_config_args, make_config
 from toy.engine import train
 from toy.losses import token_logps
 from toy.optim import trainable_labels

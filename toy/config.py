@@ -1,6 +1,7 @@
-"""One flat, validated run configuration, its presets, field roles and command-line parsing.
+"""One flat, validated run configuration, its presets, field roles and command-line flags.
 
-Every field can be set from the command line as ``--field value``; a preset fills the rest.
+Every field can be set from the command line as ``--field value``; a preset fills the rest
+(``toy.cli`` turns the flags into a config). Pure: no file is read here.
 ``validate`` runs before any training and names the field and its allowed range on failure.
 A field's role in where runs go and how sweeps name them is declared once, in its metadata
 (``ROLES``); the engine's own field lists (``toy.engine.HYPER``, ``toy.engine.PHASE3_ONLY``)
@@ -91,8 +92,8 @@ class Config:
   times_lr: float = _f(0.1, hash_default=True)
   # --- a pretrained checkpoint (toy/convert.py) ---
   # A local Hugging Face GPT-NeoX / Pythia folder that every seed starts from ("": from
-  # scratch). Its config.json sets the network: make_config reads n_layers, d_model and
-  # n_heads from it, and its tokenizer maps the letters and prefixes to vocabulary ids.
+  # scratch). Its config.json sets the network (toy.convert.resolve_init_from reads n_layers,
+  # d_model and n_heads from it), and its tokenizer maps the letters and prefixes to ids.
   init_from: str = _f("", host="", hash_default=True)
   # The softmax of every log-prob: "alphabet" over the A letters only (chance is exactly
   # -log A), "vocab" over every token the model predicts, as the study's Pythia runs have it.
@@ -294,9 +295,10 @@ def validate(cfg: Config) -> Config:
 def make_config(preset: str = "cpu", model: str = "transformer", **overrides) -> Config:
   """A preset, then the toy's optimizer settings if model == "toy", then overrides.
 
-  With ``init_from``, ``normalize`` defaults to "vocab" and the checkpoint folder is checked
-  and read here (``toy.convert.resolve_init_from``: its network shape replaces the preset's),
-  so that a bad folder fails before any training.
+  With ``init_from``, ``normalize`` defaults to "vocab". The checkpoint folder is not read
+  here: ``toy.convert.resolve_init_from`` checks it and sets its network shape (the command
+  line, ``toy.cli``, does so before any work; the engine checks it again where it builds the
+  model).
   """
   if preset not in PRESETS:
     raise _err("preset", f"one of {sorted(PRESETS)}", preset)
@@ -306,11 +308,7 @@ def make_config(preset: str = "cpu", model: str = "transformer", **overrides) ->
   if overrides.get("init_from"):
     values["normalize"] = "vocab"  # the study's, unless an override says otherwise
   values.update(overrides)
-  cfg = validate(Config(preset=preset, model=model, **values))
-  if cfg.init_from:
-    from toy.convert import resolve_init_from  # imports transformers: only when needed
-    cfg = validate(resolve_init_from(cfg, given=set(overrides)))
-  return cfg
+  return validate(Config(preset=preset, model=model, **values))
 
 
 def role_fields(role: str) -> dict[str, Any]:
@@ -358,33 +356,3 @@ _HELP = {"init_from": "a local Hugging Face GPT-NeoX / Pythia folder (config.jso
                       "tokenizer) to start every seed from; never downloads",
          "normalize": "log-probs as a softmax over the 'alphabet' or the whole 'vocab' "
                       "(default: vocab with --init_from, else alphabet)"}
-
-
-def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser | None = None,
-                     **defaults) -> Config:
-  """The config the flags give, ``defaults`` standing in for flags not given.
-
-  A bad value raises ValueError naming the field, or, with ``parser``, exits through
-  ``parser.error`` with that one line (no traceback).
-  """
-  given = {f.name: getattr(args, f.name) for f in dataclasses.fields(Config)
-           if getattr(args, f.name, None) is not None}
-  given = {**defaults, **given}
-  try:
-    return make_config(given.pop("preset", "cpu"), given.pop("model", "transformer"), **given)
-  except ValueError as e:
-    if parser is None:
-      raise
-    parser.error(str(e))
-
-
-def parse_config(parser: argparse.ArgumentParser, argv=None,
-                 **defaults) -> tuple[Config, argparse.Namespace]:
-  """Every Config field as a flag on ``parser``, ``argv`` parsed: (the config, all args).
-
-  ``defaults`` stand in for flags not given (e.g. ``n_seeds=5``); a bad value exits with a
-  one-line error naming the field and its allowed range.
-  """
-  add_config_args(parser)
-  args = parser.parse_args(argv)
-  return config_from_args(args, parser, **defaults), args

@@ -1,10 +1,5 @@
-"""Hugging Face GPT-NeoX (Pythia) weights -> ``toy.model.Transformer``.
-
-``from_hf_state_dict`` maps a ``GPTNeoXForCausalLM`` state dict onto our parameters, one tensor
-at a time: torch ``nn.Linear`` weights are (out, in) and ``nnx.Linear`` kernels are (in, out), so
-every linear weight is transposed; the fused ``query_key_value`` keeps HF's per-head
-``[q_h | k_h | v_h]`` layout, which ``toy.model.Attention`` reads the same way. Checked against
-``transformers`` logits on random weights (tests/test_convert.py), not on a real checkpoint.
+"""Hugging Face GPT-NeoX (Pythia) checkpoint folders -> ``toy.model.Transformer``, and the
+engine's view of one. The parameter mapping itself is ``toy.hf_params`` (no file I/O).
 
 ``load_pythia(path)`` reads a checkpoint folder already on disk (``config.json`` plus
 ``model.safetensors`` or ``pytorch_model.bin``); it never downloads. ``PythiaTask`` wraps the
@@ -14,10 +9,11 @@ over those A + 3 tokens (plus, for ``normalize="vocab"``, one column standing fo
 the vocabulary), so the engine's losses and metrics apply unchanged.
 
 From the command line, ``--init_from FOLDER`` (Config.init_from) does all of this:
-``make_config`` checks the folder and reads its network shape (``resolve_init_from``), and
-``toy.engine.build_model`` builds ``checkpoint_model(cfg)`` for every seed, the letters and
-prefixes mapped through the folder's own tokenizer (``task_token_ids``). README, "Running the
-study on a Pythia checkpoint"; checked on tiny random checkpoints only (tests/test_init_from.py).
+``toy.cli`` checks the folder and reads its network shape (``resolve_init_from``) before any
+work, and ``toy.engine.build_model`` builds ``checkpoint_model(cfg)`` for every seed, the
+letters and prefixes mapped through the folder's own tokenizer (``task_token_ids``). README,
+"Running the study on a Pythia checkpoint"; checked on tiny random checkpoints only
+(tests/test_init_from.py).
 """
 from __future__ import annotations
 
@@ -31,112 +27,9 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from toy.config import Config, validate
+from toy.hf_params import config_from_hf, params_from_hf_state_dict, to_float32
 from toy.model import Transformer, TransformerConfig
-
-
-def _np(x) -> np.ndarray:
-  """A torch tensor (any dtype, any device) or array-like -> float32 NumPy."""
-  if hasattr(x, "detach"):
-    x = x.detach().cpu()
-    if str(x.dtype) in ("torch.bfloat16", "torch.float16"):
-      x = x.float()
-    x = x.numpy()
-  return np.asarray(x, dtype=np.float32)
-
-
-def _get(cfg: Any, name: str, default=None):
-  if isinstance(cfg, Mapping):
-    return cfg.get(name, default)
-  return getattr(cfg, name, default)
-
-
-def config_from_hf(hf_config) -> TransformerConfig:
-  """Our config for a ``GPTNeoXConfig`` (or its ``config.json`` as a dict).
-
-  Handles transformers 5 (``rope_parameters = {"rope_theta", "partial_rotary_factor"}``) and
-  older files (``rotary_pct``, ``rotary_emb_base``). Raises on variants our block does not
-  implement rather than converting them silently wrong.
-  """
-  d, h = _get(hf_config, "hidden_size"), _get(hf_config, "num_attention_heads")
-  rope = _get(hf_config, "rope_parameters") or _get(hf_config, "rope_scaling") or {}
-  rope_type = rope.get("rope_type", rope.get("type", "default"))
-  if rope_type != "default":
-    raise ValueError(f"rope_type={rope_type!r} is not supported (only 'default')")
-  rotary_pct = rope.get("partial_rotary_factor", _get(hf_config, "rotary_pct", 0.25))
-  rotary_base = rope.get("rope_theta", _get(hf_config, "rotary_emb_base", 10000.0))
-  problems = []
-  if not _get(hf_config, "use_parallel_residual", True):
-    problems.append("use_parallel_residual=False (our block is the parallel one)")
-  if _get(hf_config, "hidden_act", "gelu") != "gelu":
-    problems.append(f"hidden_act={_get(hf_config, 'hidden_act')!r} (ours is exact 'gelu')")
-  inter = _get(hf_config, "intermediate_size", 4 * d)
-  if inter % d:
-    problems.append(f"intermediate_size={inter} is not a multiple of hidden_size={d}")
-  head_dim = d // h
-  if int(head_dim * rotary_pct) % 2:
-    problems.append(f"an odd rotary width int({head_dim} * {rotary_pct})")
-  if problems:
-    raise ValueError("cannot convert this GPT-NeoX config: " + "; ".join(problems))
-  return TransformerConfig(vocab_size=_get(hf_config, "vocab_size"),
-                           n_layers=_get(hf_config, "num_hidden_layers"), d_model=d, n_heads=h,
-                           mlp_ratio=inter // d, rotary_pct=float(rotary_pct),
-                           rotary_base=float(rotary_base),
-                           ln_eps=float(_get(hf_config, "layer_norm_eps", 1e-5)))
-
-
-def params_from_hf_state_dict(state_dict: Mapping[str, Any], cfg: TransformerConfig) -> dict:
-  """The pure-dict parameter tree of ``Transformer(cfg)`` from a GPT-NeoX state dict.
-
-  Accepts keys with or without the ``gpt_neox.`` prefix, the output embedding as ``lm_head``
-  (transformers 5) or ``embed_out`` (the Pythia files), and a tied output embedding (no output
-  key: the input embedding is reused). Buffers such as ``attention.bias``/``masked_bias``/
-  ``rotary_emb.inv_freq`` are ignored. Missing biases (``attention_bias=False``) become zeros.
-  """
-  sd = {k.removeprefix("gpt_neox."): v for k, v in state_dict.items()}
-  used: set[str] = set()
-
-  def take(key, shape, transpose=False, optional=False):
-    if key not in sd:
-      if optional:
-        return np.zeros(shape, np.float32)
-      raise KeyError(f"missing {key!r} in the state dict")
-    used.add(key)
-    x = _np(sd[key])
-    x = x.T if transpose else x
-    if x.shape != tuple(shape):
-      raise ValueError(f"{key}: shape {x.shape}, expected {tuple(shape)}")
-    return x
-
-  D, V, F = cfg.d_model, cfg.vocab_size, cfg.mlp_ratio * cfg.d_model
-
-  def ln(prefix):
-    return {"scale": take(f"{prefix}.weight", (D,)), "bias": take(f"{prefix}.bias", (D,))}
-
-  def linear(prefix, d_in, d_out, bias_optional=False):
-    return {"kernel": take(f"{prefix}.weight", (d_in, d_out), transpose=True),
-            "bias": take(f"{prefix}.bias", (d_out,), optional=bias_optional)}
-
-  blocks = {}
-  for i in range(cfg.n_layers):
-    p = f"layers.{i}"
-    blocks[i] = {
-        "ln1": ln(f"{p}.input_layernorm"),
-        "ln2": ln(f"{p}.post_attention_layernorm"),
-        "attn": {"qkv": linear(f"{p}.attention.query_key_value", D, 3 * D, bias_optional=True),
-                 "dense": linear(f"{p}.attention.dense", D, D, bias_optional=True)},
-        "mlp": {"up": linear(f"{p}.mlp.dense_h_to_4h", D, F),
-                "down": linear(f"{p}.mlp.dense_4h_to_h", F, D)},
-    }
-  embed = take("embed_in.weight", (V, D))
-  out_key = next((k for k in ("lm_head.weight", "embed_out.weight") if k in sd), None)
-  unembed = take(out_key, (D, V), transpose=True) if out_key else embed.T.copy()
-  params = {"embed": {"embedding": embed}, "blocks": blocks,
-            "final_ln": ln("final_layer_norm"), "unembed": {"kernel": unembed}}
-  ignorable = ("attention.bias", "attention.masked_bias", "inv_freq")
-  unused = [k for k in sd if k not in used and not k.endswith(ignorable)]
-  if unused:
-    raise ValueError(f"unconverted tensors in the state dict: {unused[:8]}")
-  return params
 
 
 def from_hf_state_dict(state_dict: Mapping[str, Any], hf_config,
@@ -146,11 +39,15 @@ def from_hf_state_dict(state_dict: Mapping[str, Any], hf_config,
   The module is built abstractly (``nnx.eval_shape``), so no random initialisation runs.
   """
   cfg = config_from_hf(hf_config)
-  params = params_from_hf_state_dict(state_dict, cfg)
-  abstract = nnx.eval_shape(lambda: Transformer(cfg, nnx.Rngs(0)))
+  return cfg, _network(cfg, params_from_hf_state_dict(state_dict, cfg), dtype)
+
+
+def _network(net_cfg: TransformerConfig, params: dict, dtype=jnp.float32) -> Transformer:
+  """A live ``Transformer`` holding its own copy of the converted ``params``."""
+  abstract = nnx.eval_shape(lambda: Transformer(net_cfg, nnx.Rngs(0)))
   graphdef, state = nnx.split(abstract)
   nnx.replace_by_pure_dict(state, jax.tree.map(lambda x: jnp.asarray(x, dtype), params))
-  return cfg, nnx.merge(graphdef, state)
+  return nnx.merge(graphdef, state)
 
 
 def read_state_dict(path: str) -> dict[str, np.ndarray]:
@@ -162,7 +59,7 @@ def read_state_dict(path: str) -> dict[str, np.ndarray]:
     import torch  # noqa: F401  (bf16 tensors need torch)
     from safetensors.torch import load_file
     for f in st:
-      out.update({k: _np(v) for k, v in load_file(os.path.join(path, f)).items()})
+      out.update({k: to_float32(v) for k, v in load_file(os.path.join(path, f)).items()})
     return out
   bins = [f for f in files if f.endswith(".bin") and f.startswith("pytorch_model")]
   if not bins:
@@ -170,7 +67,7 @@ def read_state_dict(path: str) -> dict[str, np.ndarray]:
   import torch
   for f in bins:
     sd = torch.load(os.path.join(path, f), map_location="cpu", weights_only=True)
-    out.update({k: _np(v) for k, v in sd.items()})
+    out.update({k: to_float32(v) for k, v in sd.items()})
   return out
 
 
@@ -267,15 +164,6 @@ def task_token_ids(tokenizer, alphabet_size: int,
   return single_token_ids(tokenizer, letters + list(prefixes))
 
 
-def _network(hf_config: dict, params: dict) -> Transformer:
-  """A live ``Transformer`` holding its own copy of the converted ``params``."""
-  net_cfg = config_from_hf(hf_config)
-  abstract = nnx.eval_shape(lambda: Transformer(net_cfg, nnx.Rngs(0)))
-  graphdef, state = nnx.split(abstract)
-  nnx.replace_by_pure_dict(state, jax.tree.map(jnp.asarray, params))
-  return nnx.merge(graphdef, state)
-
-
 def pythia_factory(path: str, token_ids: Sequence[int]):
   """A ``make_model`` for ``toy.engine.train`` that starts every seed from the checkpoint.
 
@@ -315,18 +203,18 @@ def checkpoint_token_ids(path: str, alphabet_size: int) -> tuple[int, ...]:
 
 
 @functools.lru_cache(maxsize=1)
-def _checkpoint(path: str) -> tuple[dict, dict]:
-  """(config.json, converted NumPy parameters) of a folder, read once per process."""
-  hf_config = read_hf_config(path)
-  return hf_config, params_from_hf_state_dict(read_state_dict(path), config_from_hf(hf_config))
+def _checkpoint(path: str) -> tuple[TransformerConfig, dict]:
+  """(our network config, converted NumPy parameters) of a folder, read once per process."""
+  net_cfg = config_from_hf(read_hf_config(path))
+  return net_cfg, params_from_hf_state_dict(read_state_dict(path), net_cfg)
 
 
-def resolve_init_from(cfg, given=frozenset()):
-  """``cfg`` with its checkpoint's network shape (``SHAPE_FIELDS``), after checking the folder
-  without loading the weights: it exists, its config is a GPT-NeoX one we convert, it has weight
-  files, and its tokenizer makes every letter and prefix one token. ``given``: the fields the
-  user set, which must then agree with the checkpoint. Every failure is one ValueError line
-  naming init_from (or alphabet_size)."""
+def resolve_init_from(cfg: Config, given=frozenset()) -> Config:
+  """``cfg`` with its checkpoint's network shape (``SHAPE_FIELDS``), validated, after checking
+  the folder without loading the weights: it exists, its config is a GPT-NeoX one we convert, it
+  has weight files, and its tokenizer makes every letter and prefix one token. ``given``: the
+  fields the user set, which must then agree with the checkpoint. Every failure is one
+  ValueError line naming init_from (or alphabet_size)."""
   path = cfg.init_from
 
   def bad(why):
@@ -360,18 +248,19 @@ def resolve_init_from(cfg, given=frozenset()):
            != shape[k]]
   if clash:
     raise bad(f"the checkpoint sets {shape}; drop {', '.join(clash)}")
-  return cfg.replace(**shape)
+  return validate(cfg.replace(**shape))
 
 
-def checkpoint_model(cfg) -> PythiaTask:
+def checkpoint_model(cfg: Config) -> PythiaTask:
   """The engine's model for ``cfg.init_from``: the checkpoint (read once per process, each
   call its own copy of the weights) seen through the engine's tokens, normalised as
-  ``cfg.normalize`` says."""
-  hf_config, params = _checkpoint(cfg.init_from)
-  net = _network(hf_config, params)
-  shape = {k: getattr(net.cfg, k) for k in SHAPE_FIELDS}
+  ``cfg.normalize`` says. The folder is checked first (``resolve_init_from``), so a bad one
+  fails here in the same one line as on the command line."""
+  shape = {k: getattr(resolve_init_from(cfg), k) for k in SHAPE_FIELDS}
   if {k: getattr(cfg, k) for k in SHAPE_FIELDS} != shape:
     raise ValueError(f"the config's network shape differs from init_from's {shape}; build the "
-                     "config with make_config (it reads the checkpoint's)")
+                     "config with toy.cli.checked_config or toy.convert.resolve_init_from "
+                     "(they read the checkpoint's)")
+  net_cfg, params = _checkpoint(cfg.init_from)
   ids = checkpoint_token_ids(cfg.init_from, cfg.alphabet_size)
-  return PythiaTask(net, ids, cfg.normalize == "vocab")
+  return PythiaTask(_network(net_cfg, params), ids, cfg.normalize == "vocab")

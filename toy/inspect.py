@@ -1,99 +1,13 @@
 """Where the flip lives: activation caches, direct logit attribution, the law component by
-component, the prefix direction and activation patching, for the learned transformer (and a
-Pythia checkpoint wrapped by ``toy.convert.PythiaTask``) and for the hand-built toy, on one
-live model or on a seed-stacked run (``toy.engine.RunResult``, or a run folder read back by
-``toy.engine.load_run``, also importable from here).
+component, the prefix direction, activation patching and grafting, for the learned transformer
+(and a Pythia checkpoint wrapped by ``toy.convert.PythiaTask``) and for the hand-built toy.
 
-Cache names (``logits, cache = run_with_cache(model, tokens)``)
-----------------------------------------------------------------
-Transformer (``toy.model.Transformer``, ``toy.convert.PythiaTask``), TransformerLens-style::
-
-    hook_embed                    B x T x D   input embedding (start of the residual stream)
-    blocks.{i}.hook_resid_pre     B x T x D   residual stream entering block i
-    blocks.{i}.attn.hook_pattern  B x H x T x T  attention probabilities (query, key)
-    blocks.{i}.hook_attn_out      B x T x D   attention's write to the residual stream
-    blocks.{i}.mlp.hook_post      B x T x F   MLP hidden activations (after GELU)
-    blocks.{i}.hook_mlp_out       B x T x D   the MLP's write to the residual stream
-    blocks.{i}.hook_resid_post    B x T x D   residual stream leaving block i
-    ln_final.hook_scale           B x T x 1   final LayerNorm divisor sqrt(var + eps)
-
-Toy (``toy.mechanism.ToyMechanism``; its ``parts``)::
-
-    prefix.hook_sign      B          d: +1 "regular", -1 "reverse", 0 otherwise
-    times.hook_s          B          s = a + c * d (one shared times node)
-                          B x T      the sign of each position's memory row (per row, gates)
-    times.hook_gates      B x T x k  the gates each position's row mixes (gates only)
-    memory.hook_keys      B x T      the trie node (exact context) each position reads
-    memory.hook_readout   B x T x A  the memory row r it reads (0 for unseen contexts)
-    times.hook_out        B x T x A  the times node's output s * r ("sum": s on every letter)
-    memory.hook_out       B x T x A  the readout added directly ("sum" ablation only)
-    additive.hook_out     B x T x A  the additive path gain * r
-
-Components
-----------
-``attribution_components(model)``: what the logits are the sum of. Transformer: ``embed``,
-``blocks.{i}.attn``, ``blocks.{i}.mlp`` (each one's write to the residual stream, biases
-included) and ``bias`` (the final LayerNorm's bias through the unembedding). Toy: its paths
-``times``, ``additive`` (and ``memory`` under "sum"). ``patch_components(model)``: what can be
-patched (``ablate`` keys of the forward pass): the transformer's residual writers; the toy's
-``prefix`` (d), ``memory`` (the readout) and paths.
-
-Direct logit attribution (frozen LayerNorm scale)
--------------------------------------------------
-The final residual stream is x = embed + sum_i (attn_i + mlp_i). The final LayerNorm is
-LN(x) = (x - mean(x)) / sigma * gamma + beta with sigma = ``ln_final.hook_scale`` from the
-full stream. Freezing sigma, LN is affine in x and mean-centering is linear, so component c
-contributes ((c - mean(c)) / sigma * gamma) @ W_U to the logits and ``bias`` contributes
-beta @ W_U; they sum to the logits exactly (up to float rounding). Each contribution is then
-centred over the alphabet and read at the true next letter, as ``toy.phases.
-centred_target_logits`` does for the whole model, so the parts sum to the model's centred
-target logit (tested within 1e-4). For the toy the paths are already logits.
-
-The law component by component
-------------------------------
-For each component and set (useful, held-out negatives): its per-password contribution
-under "reverse" regressed through the origin on the same under "regular" (``slope``; G =
-slope held-out / slope useful, as ``toy.measure``), and its ``share``: its contribution under
-"reverse" regressed through the origin on the *whole* model's centred target logit under
-"regular". Shares add up over components to the model's law slope, so they say which
-components carry the law; own slopes say whether a component flips what it itself wrote.
-A component that contributes 0 to every password under "regular" has no own slope (nan).
-
-The prefix direction
---------------------
-At each layer (the residual stream after the embedding, ``embed``, and after each block,
-``blocks.{i}``) and position: the difference of means of the stream under "regular" minus
-under "reverse" over the same passwords (useful, held-out negatives and control), its norm
-(also relative to the stream's mean norm), and the held-out accuracy of a linear probe
-(ridge least squares on labels +-1, trained on the useful negatives and the control under
-both prefixes, tested on the held-out negatives under both). Position 0 holds only the prefix
-token, so there the probe is trivially exact. For every upper-half block j (the half phase 2
-freezes): the |cosine| between the direction entering it (the stream after block j-1) and
-what each of its MLP neurons reads: neuron n's pre-activation is
-(P (gamma2 * W_up[:, n])) . x / sigma + const, where P removes the mean over D and gamma2 is
-block j's ``ln2`` scale, so its read vector is P (gamma2 * W_up[:, n]). We report the max and
-the mean |cos| over neurons, beside the same for random directions (a baseline: about
-sqrt(2 / (pi D)) for the mean). The toy's streams are its scalars d (``prefix``) and s
-(``times``; per position where each row has its own sign); it has no MLP.
-
-Activation patching
--------------------
-For each patchable component and direction (regular -> reverse, reverse -> regular): run the
-source prefix, record the component's output, and run the target prefix with that output
-substituted (``ablate={component: array}``), on the useful and held-out negatives and the
-control. Reported: the change, patched minus clean target run, in (held-out - control) and
-(useful - control) mean per-token log-likelihood. Patching a component with its own output
-changes nothing (tested).
-
-Grafting
---------
-``graft(a, b, paths)``: run ``a`` with the parameter subtrees under ``paths`` taken from run
-``b`` (the same model), seed by seed; ``upper_half(result)`` names the half PROTOCOL's phase 2
-freezes (the blocks n_layers // 2 and above, the final LayerNorm, the unembedding), so
-``graft(a, b, upper_half(a))`` is a's embedding and lower half under b's upper half.
-``episode_data(cfg, e)`` rebuilds the fixed sets a run's rows saw in prior episode ``e``
-(None: the measured one), stacked as ``RunResult.data``; ``evaluate_run`` is
-``toy.phases.evaluate`` of every seed (both prefixes).
+On one live model: ``run_with_cache`` (every hook, by the names in ``HOOKS``), ``attribute``
+(direct logit attribution), ``attribution_components`` and ``patch_components``. On a
+seed-stacked run (``toy.engine.RunResult``, or a run folder read back by ``load_run``, also
+importable from here): ``attribution``, ``component_law``, ``prefix_direction``, ``patching``,
+``graft`` with ``upper_half``, ``episode_data`` and ``evaluate_run``. Each function's docstring
+says what it measures and how; README, "Where the flip lives", says what it showed.
 """
 from __future__ import annotations
 
@@ -116,6 +30,40 @@ SETS = ("useful", "heldout", "control")
 LAW_SETS = ("useful", "heldout")
 DIRECTIONS = (("regular", "reverse"), ("reverse", "regular"))  # (source, target) of a patch
 
+# Every name a forward pass records into ``hooks`` (``run_with_cache``): name -> (shape, what
+# it holds); ``{i}`` is a block index. The one table of them: toy.model, toy.mechanism and the
+# README point here, and tests/test_inspect.py checks it against what the models record.
+HOOKS = {
+    # toy.model.Transformer and toy.convert.PythiaTask, TransformerLens-style
+    "transformer": {
+        "hook_embed": ("B x T x D", "input embedding (start of the residual stream)"),
+        "blocks.{i}.hook_resid_pre": ("B x T x D", "residual stream entering block i"),
+        "blocks.{i}.attn.hook_pattern": ("B x H x T x T",
+                                         "attention probabilities (query, key)"),
+        "blocks.{i}.hook_attn_out": ("B x T x D", "attention's write to the residual stream"),
+        "blocks.{i}.mlp.hook_post": ("B x T x F", "MLP hidden activations (after GELU, or the "
+                                                  "gated product)"),
+        "blocks.{i}.hook_mlp_out": ("B x T x D", "the MLP's write to the residual stream"),
+        "blocks.{i}.hook_resid_post": ("B x T x D", "residual stream leaving block i"),
+        "ln_final.hook_scale": ("B x T x 1", "final LayerNorm divisor sqrt(var + eps)"),
+        "times.hook_s": ("B", "the times node's sign s = a + c * d (times_node models only)"),
+    },
+    # toy.mechanism.ToyMechanism (its ``parts``)
+    "toy": {
+        "prefix.hook_sign": ("B", 'd: +1 "regular", -1 "reverse", 0 otherwise'),
+        "times.hook_s": ("B or B x T", "s = a + c * d: one shared times node (B), or the sign "
+                                       "of each position's memory row (B x T: per row, gates)"),
+        "times.hook_gates": ("B x T x k", "the gates each position's row mixes (gates only)"),
+        "memory.hook_keys": ("B x T", "the trie node (exact context) each position reads"),
+        "memory.hook_readout": ("B x T x A", "the memory row r it reads (0 for unseen "
+                                             "contexts)"),
+        "times.hook_out": ("B x T x A", 'the times node\'s output s * r ("sum": s on every '
+                                        'letter)'),
+        "memory.hook_out": ("B x T x A", 'the readout added directly ("sum" ablation only)'),
+        "additive.hook_out": ("B x T x A", "the additive path gain * r"),
+    },
+}
+
 
 # ----------------------------------------------------------------------------- one live model
 
@@ -129,14 +77,16 @@ def _net(model):
 
 
 def run_with_cache(model, tokens_BxT, ablate=None):
-  """(logits, cache): one forward pass that records every hook (names: module docstring)."""
+  """(logits, cache): one forward pass that records every hook (names: ``HOOKS``)."""
   cache: dict = {}
   logits = model(jnp.asarray(tokens_BxT), hooks=cache, ablate=ablate)
   return logits, cache
 
 
 def patch_components(model) -> dict[str, str]:
-  """Component name (an ``ablate`` key) -> the hook that records its output."""
+  """Component name (an ``ablate`` key of the forward pass) -> the hook that records its
+  output: the transformer's residual writers (``embed``, ``blocks.{i}.attn``,
+  ``blocks.{i}.mlp``); the toy's ``prefix`` (d), ``memory`` (the readout) and paths."""
   if is_toy(model):
     return {"prefix": "prefix.hook_sign", "memory": "memory.hook_readout",
             **{p: model.PATH_HOOKS[p] for p in model.paths() if p != "memory"}}
@@ -148,7 +98,10 @@ def patch_components(model) -> dict[str, str]:
 
 
 def attribution_components(model) -> list[str]:
-  """The components whose logit contributions sum to the logits (module docstring)."""
+  """The components whose logit contributions sum to the logits. Transformer: ``embed``,
+  ``blocks.{i}.attn``, ``blocks.{i}.mlp`` (each one's write to the residual stream, biases
+  included) and ``bias`` (the final LayerNorm's bias through the unembedding). Toy: its paths
+  ``times``, ``additive`` (and ``memory`` under "sum")."""
   if is_toy(model):
     return list(model.paths())
   return list(patch_components(model)) + ["bias"]
@@ -156,7 +109,14 @@ def attribution_components(model) -> list[str]:
 
 def component_logits(model, cache: dict, alphabet_size: int) -> dict:
   """{component: B x T x A}, each component's contribution to the letters' logits; they sum
-  to the model's letter logits (frozen final-LayerNorm scale for the transformer)."""
+  to the model's letter logits. For the toy the paths are already logits.
+
+  Transformer, with the final LayerNorm's scale frozen: the final residual stream is
+  x = embed + sum_i (attn_i + mlp_i), and LN(x) = (x - mean(x)) / sigma * gamma + beta with
+  sigma = ``ln_final.hook_scale`` from the full stream. Freezing sigma, LN is affine in x and
+  mean-centering is linear, so component c contributes ((c - mean(c)) / sigma * gamma) @ W_U
+  and ``bias`` contributes beta @ W_U; they sum to the logits exactly (up to float rounding).
+  """
   if is_toy(model):
     return {p: cache[model.PATH_HOOKS[p]] for p in model.paths()}
   net = _net(model)
@@ -174,7 +134,9 @@ def component_logits(model, cache: dict, alphabet_size: int) -> dict:
 def attribute(model, tokens_BxT, targets_BxT, alphabet_size: int) -> dict:
   """Direct logit attribution of the centred target logit, per sequence and position:
   {component: B x T} plus ``total``, the model's own centred target logit (the sum of the
-  components up to float rounding)."""
+  components up to float rounding; tested within 1e-4). Each contribution
+  (``component_logits``) is centred over the alphabet and read at the true next letter, as
+  ``toy.phases.centred_target_logits`` does for the whole model."""
   logits, cache = run_with_cache(model, tokens_BxT)
   targets_BxT = jnp.asarray(targets_BxT)
   out = {name: centred_at(part, targets_BxT)
@@ -221,8 +183,16 @@ def attribution(result, sets=LAW_SETS) -> dict:
 
 def component_law(result, attr: dict | None = None) -> dict:
   """{component or "total": {"slope/useful", "slope/heldout", "G", "share/useful",
-  "share/heldout"}}, each an array over seeds (module docstring, "The law component by
-  component"). "total" reproduces ``toy.measure.law_slopes``."""
+  "share/heldout"}}, each an array over seeds. "total" reproduces ``toy.measure.law_slopes``.
+
+  For each component and set (useful, held-out negatives): its per-password contribution
+  under "reverse" regressed through the origin on the same under "regular" (``slope``; G =
+  slope held-out / slope useful, as ``toy.measure``), and its ``share``: its contribution
+  under "reverse" regressed through the origin on the *whole* model's centred target logit
+  under "regular". Shares add up over components to the model's law slope, so they say which
+  components carry the law; own slopes say whether a component flips what it itself wrote.
+  A component that contributes 0 to every password under "regular" has no own slope (nan).
+  """
   attr = attribution(result) if attr is None else attr
   out = {}
   for comp in attr[("useful", "regular")]:
@@ -250,8 +220,9 @@ def streams(model, cache: dict) -> dict:
 
 
 def mlp_read_vectors(model, block: int) -> np.ndarray:
-  """D x F: what each MLP neuron of ``block`` reads from the residual stream,
-  P (gamma2 * W_up[:, n]) (module docstring)."""
+  """D x F: what each MLP neuron of ``block`` reads from the residual stream. Neuron n's
+  pre-activation is (P (gamma2 * W_up[:, n])) . x / sigma + const, where P removes the mean
+  over D and gamma2 is the block's ``ln2`` scale, so its read vector is P (gamma2 * W_up[:, n])."""
   blk = _net(model).blocks[block]
   read = np.asarray(blk.ln2.scale[...])[:, None] * np.asarray(blk.mlp.up.kernel[...])
   return read - read.mean(0, keepdims=True)
@@ -285,7 +256,20 @@ def ridge_probe_accuracy(x_train, y_train, x_test, y_test, ridge: float = 1e-3) 
 
 
 def prefix_direction(result, n_random: int = 64) -> dict:
-  """The prefix direction at each layer and position, for every seed (module docstring).
+  """The prefix direction at each layer and position, for every seed.
+
+  At each layer (the residual stream after the embedding, ``embed``, and after each block,
+  ``blocks.{i}``) and position: the difference of means of the stream under "regular" minus
+  under "reverse" over the same passwords (useful, held-out negatives and control), its norm
+  (also relative to the stream's mean norm), and the held-out accuracy of a linear probe
+  (``ridge_probe_accuracy`` on labels +-1, trained on the useful negatives and the control
+  under both prefixes, tested on the held-out negatives under both). Position 0 holds only the
+  prefix token, so there the probe is trivially exact. For every upper-half block j (the half
+  phase 2 freezes): the |cosine| between the direction entering it (the stream after block
+  j-1) and what each of its MLP neurons reads (``mlp_read_vectors``), max and mean over
+  neurons, beside the same for random directions (a baseline: about sqrt(2 / (pi D)) for the
+  mean). The toy's streams are its scalars d (``prefix``) and s (``times``; per position
+  where each row has its own sign); it has no MLP.
 
   Returns {"layers": names, "norm": S x layers x T, "relative_norm": S x layers x T,
   "probe_accuracy": S x layers x T, "upper_blocks": [j], "cos_max"/"cos_mean": S x upper x T,
@@ -344,7 +328,12 @@ def patching(result, components=None, directions=DIRECTIONS) -> dict:
   "useful", "heldout", "control"}: the change, patched minus clean target run, of each mean
   per-token log-likelihood (difference), per seed (S)}; also ("clean", prefix) with the clean
   runs' values themselves. ``components`` defaults to every patchable one; ``directions``
-  are (source, target) prefix pairs."""
+  are (source, target) prefix pairs.
+
+  For each component and direction: run the source prefix, record the component's output,
+  and run the target prefix with that output substituted (``ablate={component: array}``), on
+  the useful and held-out negatives and the control. Patching a component with its own
+  output changes nothing (tested)."""
   cfg, raw = result.cfg, {}
   for i in range(n_seeds(result)):
     model, data = result.model(i), _seed_data(result, i)
@@ -387,7 +376,8 @@ def graft(a, b, prefix_paths) -> RunResult:
   ``("blocks", 2)`` or ``("unembed",)``) taken from ``b``, seed by seed; everything else
   (config, data, the other parameters) is a's. The two must hold the same model (same tree,
   same shapes, same number of seeds), and every prefix must name at least one parameter.
-  The result has no history, summary or run folder of its own."""
+  The result has no history, summary or run folder of its own. ``graft(a, b, upper_half(a))``
+  is a's embedding and lower half under b's upper half."""
   if jax.tree.structure(a.params) != jax.tree.structure(b.params):
     raise ValueError("graft: the two runs hold different models (parameter trees differ)")
   prefixes = [tuple(map(str, p)) for p in prefix_paths]

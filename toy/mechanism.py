@@ -301,10 +301,8 @@ class ToyMechanism(nnx.Module):
     the readout; under "sum", s on every letter), ``memory`` (the readout itself, "sum" only)
     and ``additive`` (gain times the readout).
 
-    ``hooks`` (a dict) receives them under stable names: prefix.hook_sign (d), times.hook_s
-    (s), memory.hook_keys, memory.hook_readout, times.hook_out, memory.hook_out ("sum" only),
-    additive.hook_out (s is B x T with one sign per row or gates), and with gates
-    times.hook_gates (B x T x k, the gates each position mixes). ``ablate`` intervenes as in
+    ``hooks`` (a dict) receives them under stable names (``toy.inspect.HOOKS["toy"]``; s is
+    B x T with one sign per row or gates). ``ablate`` intervenes as in
     ``toy.model.intervene`` on "prefix" (d), "memory" (the readout, before the paths read it;
     under "sum" that is also the memory path's output), "times" and "additive" (those paths'
     outputs); the hooks record the values after the intervention.

@@ -4,26 +4,14 @@ Block: LayerNorm -> attention and LayerNorm -> MLP computed *in parallel* from t
 residual stream (``x + attn(ln1(x)) + mlp(ln2(x))``), rotary position embeddings on a
 fraction of each head, untied input and output embeddings. The fused ``qkv`` weight keeps
 Hugging Face's per-head layout ``[q_h | k_h | v_h]`` so that a GPT-NeoX state dict maps onto
-it one tensor at a time (see ``toy.convert``). Two variants for the ladder of models (README,
+it one tensor at a time (see ``toy.hf_params``). Two variants for the ladder of models (README,
 "The ladder"): gated MLPs (``mlp``) and a hand-inserted times node (``times_node``).
 
 Shape suffixes: B batch, T tokens, D width, H heads, K head size, F MLP width, V vocab.
 
 Activations are reachable by stable names, TransformerLens-style: ``model(tokens, hooks=cache)``
-fills the dict ``cache`` with::
-
-    hook_embed                    B x T x D   the input embedding (the residual stream's start)
-    blocks.{i}.hook_resid_pre     B x T x D   the residual stream entering block i
-    blocks.{i}.attn.hook_pattern  B x H x T x T  attention probabilities (query, key)
-    blocks.{i}.hook_attn_out      B x T x D   what attention adds to the residual stream
-    blocks.{i}.mlp.hook_post      B x T x F   the MLP's hidden activations (after GELU, or
-                                              the gated product)
-    blocks.{i}.hook_mlp_out       B x T x D   what the MLP adds to the residual stream
-    blocks.{i}.hook_resid_post    B x T x D   the residual stream leaving block i
-    ln_final.hook_scale           B x T x 1   the final LayerNorm's divisor sqrt(var + eps)
-    times.hook_s                  B           the times node's sign (times-node models only)
-
-(``toy.inspect.run_with_cache`` returns them). With ``hooks=None`` nothing is stored and the
+fills the dict ``cache`` (names and shapes: ``toy.inspect.HOOKS["transformer"]``;
+``toy.inspect.run_with_cache`` returns them). With ``hooks=None`` nothing is stored and the
 computation is exactly the one without hooks.
 
 Interventions are arguments of the forward pass: ``ablate`` maps a component (``"embed"``,

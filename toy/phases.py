@@ -3,7 +3,7 @@
 Pure functions of a config, an ``apply(params, rest, tokens_BxT)`` and one seed's arrays;
 ``toy.engine`` jits, scans and vmaps them. Batches are built in-graph from ``jax.random`` keys.
 ``summarize`` reads a run's evaluations as PROTOCOL.md does (``PROTOCOL_PREFIX``).
-Phases (PROTOCOL.md):
+Phases (PROTOCOL.md's phases 1, 2 and 3; ``PHASE_NAMES``):
   pretrain: next-token loss on fresh random passwords, regular prefix.
   dpo:      random (chosen) vs negative (rejected), regular prefix, against the frozen phase-1
             model; the unembedding side is frozen.
@@ -23,7 +23,9 @@ from toy.config import Config
 from toy.losses import dpo_loss, token_logps
 from toy.stats import slope_through_origin
 
-PHASES = ("pretrain", "dpo", "mix")
+# The code's name of each phase -> README's and PROTOCOL.md's; the one place they are mapped.
+PHASE_NAMES = {"pretrain": "phase 1", "dpo": "phase 2", "mix": "phase 3"}
+PHASES = tuple(PHASE_NAMES)
 # The placebo last: the first three keep their place in the evaluation batch.
 EVAL_SETS = ("control", "useful", "heldout", "placebo")
 PREFIXES = {"regular": D.REGULAR, "reverse": D.REVERSE}

@@ -10,6 +10,7 @@ import os
 import numpy as np
 
 from toy.config import Config
+from toy.phases import PHASE_NAMES, PHASES
 
 SET_COLORS = {"control": "tab:gray", "useful": "tab:blue", "heldout": "tab:red"}
 SET_LABELS = {"control": "random control", "useful": "useful negatives",
@@ -51,13 +52,14 @@ def phase_curves(ax, cfg: Config, history: list[dict], title: str, sets=tuple(SE
       ys.append(y)
     ax.plot(x, np.mean(ys, axis=0), color=SET_COLORS[name], lw=2,
             label=f"{SET_LABELS[name]} (mean of {len(seeds)} seeds)")
-  for phase in ["pretrain", "dpo"]:
+  boundaries = PHASES[:-1]  # the last phase's end is the plot's
+  for phase in boundaries:
     ax.axvline(max(r["global_step"] for r in history if r["phase"] == phase), color="k",
                lw=0.6, ls=":")
   chance_line(ax, cfg)
   stretch_yaxis(ax)
   ax.set_title(title, fontsize=10)
-  ax.set_xlabel("step (dotted: ends of phase 1 and phase 2)")
+  ax.set_xlabel(f"step (dotted: ends of {' and '.join(PHASE_NAMES[p] for p in boundaries)})")
   ax.set_ylabel("log-lik − chance, nats/token (asinh scale)")
   ax.legend(fontsize=8, loc="lower left")
 
