@@ -6,38 +6,31 @@
 Every p-value the README states in its prose as a finding (tables excluded: they are copied
 from results/*.md) is listed in TESTS with the stored point it reads, the per-seed value and
 the test the README used: a one-sample t-test against 0 over seeds (paired per seed for
-held-out − control, whose per-seed values are already differences; toy.stats.paired_test),
-or the held-out-share trend paired by seed (toy.stats.paired_trend, via
-experiments/paper_figures.py's share_trend). Nothing is typed by hand: each p is recomputed
-from results/ and the README's sentence is found by a snippet of its text (its line and
-section are looked up, so an edited sentence shows as "not found"). A test whose stored point
-cannot be found is listed as untraceable and is kept out of the family. The family is every
-traceable test; toy.stats.holm adjusts its p-values (family-wise error rate 0.05).
+held-out − control, whose per-seed values are already differences; toy.stats.paired_test), or
+the held-out-share trend paired by seed (toy.stats.paired_trend, via toy.measure.share_trend).
+The stored points are found by the configs their scripts train (toy.points). Nothing is typed
+by hand: each p is recomputed from results/ and the README's sentence is found by a snippet of
+its text (its line and section are looked up, so an edited sentence shows as "not found"). A
+test whose stored point cannot be found is listed as untraceable and is kept out of the family.
+The family is every traceable test; toy.stats.holm adjusts its p-values (family-wise error rate
+0.05).
 """
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import re
 
 import numpy as np
 
+from toy import points as P
 from toy.config import make_config, producing_command
-from toy.measure import record_values
+from toy.measure import record_values, share_trend
 from toy.stats import holm, paired_test
-from toy.sweep import is_stored, load_point
+from toy.sweep import is_stored, load_point, point_id
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 ALPHA = 0.05
-
-
-def _script(name: str):
-  spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, "experiments",
-                                                                   f"{name}.py"))
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
 
 
 HC_FINAL, HC_MAX = "reverse/heldout_minus_control/final", "reverse/heldout_minus_control/max"
@@ -119,67 +112,54 @@ TESTS = [
 ]
 
 
-class Sources:
-  """Finds each test's stored point through the script that stored it (same configs)."""
-
-  def __init__(self):
-    self._scripts = {}
-
-  def script(self, name):
-    if name not in self._scripts:
-      self._scripts[name] = _script(name)
-    return self._scripts[name]
-
-  def figures_point(self, preset: str, figure: str, label: str):
-    pf = self.script("paper_figures")
-    folder = os.path.join(ROOT, "results", "paper_figures", preset)
-    pts = dict(pf.points(make_config(preset, n_seeds=5))[figure])
-    return folder, pts.get(label)
-
-  def record(self, source):
-    """(record or None, where it is stored or why not)."""
-    kind = source[0]
-    if kind == "partial":
-      pts = dict(pt for pts in self.script("partial").STAGES.values() for pt in pts)
-      folder, cfg = os.path.join(ROOT, "results", "partial"), pts.get(source[1])
-    elif kind == "ladder":
-      ladder = self.script("ladder")
-      cfg = ladder.BY_NAME.get(source[1])
-      folder = cfg and ladder.where_stored(cfg, os.path.join(ROOT, ladder.OUT))
-      if cfg is not None and folder is None:
-        return None, f"ladder rung {source[1]} not stored"
-    elif kind == "figures":
-      folder, cfg = self.figures_point(*source[1:])
-    elif kind == "search":
-      stage = self.script("search_learned").STAGES.get(source[1])
-      folder, cfg = os.path.join(ROOT, "results", "search"), stage and stage[0]
-    else:
-      raise ValueError(f"unknown source {source}")
-    if cfg is None:
-      return None, f"no such point: {source}"
-    if not is_stored(folder, cfg):
-      return None, f"not stored in {os.path.relpath(folder, ROOT)}"
-    from toy.sweep import point_id
-    return load_point(folder, cfg), f"{os.path.relpath(folder, ROOT)}/{point_id(cfg)}.json"
-
-  def trend(self, preset: str, key: str):
-    pf = self.script("paper_figures")
-    folder = os.path.join(ROOT, "results", "paper_figures", preset)
-    pts = pf.points(make_config(preset, n_seeds=5))["heldout_proportion"]
-    if not all(is_stored(folder, c) for _, c in pts):
-      return None, f"held-out-share points not all stored in results/paper_figures/{preset}"
-    rows = [(label, load_point(folder, c)) for label, c in pts]
-    return pf.share_trend(rows, key), f"results/paper_figures/{preset} (held-out share sweep)"
+def figures_point(preset: str, figure: str, label: str):
+  folder = os.path.join(ROOT, "results", "paper_figures", preset)
+  pts = dict(P.figure_points(make_config(preset, n_seeds=5))[figure])
+  return folder, pts.get(label)
 
 
-def recompute(sources: Sources, source, key: str) -> tuple[dict | None, str]:
+def record(source):
+  """(record or None, where it is stored or why not)."""
+  kind = source[0]
+  if kind == "partial":
+    pts = dict(pt for pts in P.PARTIAL_STAGES.values() for pt in pts)
+    folder, cfg = os.path.join(ROOT, P.PARTIAL_OUT), pts.get(source[1])
+  elif kind == "ladder":
+    cfg = P.RUNG_BY_NAME.get(source[1])
+    folder = cfg and P.rung_folder(cfg, os.path.join(ROOT, P.LADDER_OUT))
+    if cfg is not None and folder is None:
+      return None, f"ladder rung {source[1]} not stored"
+  elif kind == "figures":
+    folder, cfg = figures_point(*source[1:])
+  elif kind == "search":
+    stage = P.SEARCH_STAGES.get(source[1])
+    folder, cfg = os.path.join(ROOT, P.SEARCH_OUT), stage and stage[0]
+  else:
+    raise ValueError(f"unknown source {source}")
+  if cfg is None:
+    return None, f"no such point: {source}"
+  if not is_stored(folder, cfg):
+    return None, f"not stored in {os.path.relpath(folder, ROOT)}"
+  return load_point(folder, cfg), f"{os.path.relpath(folder, ROOT)}/{point_id(cfg)}.json"
+
+
+def trend(preset: str, key: str):
+  folder = os.path.join(ROOT, "results", "paper_figures", preset)
+  pts = P.figure_points(make_config(preset, n_seeds=5))["heldout_proportion"]
+  if not all(is_stored(folder, c) for _, c in pts):
+    return None, f"held-out-share points not all stored in results/paper_figures/{preset}"
+  rows = [(label, load_point(folder, c)) for label, c in pts]
+  return share_trend(rows, key), f"results/paper_figures/{preset} (held-out share sweep)"
+
+
+def recompute(source, key: str) -> tuple[dict | None, str]:
   """The README's test on the stored point: (paired_test-like dict or None, where/why)."""
   if source[0] == "trend":
-    return sources.trend(source[1], key)
-  record, where = sources.record(source)
-  if record is None:
+    return trend(source[1], key)
+  stored, where = record(source)
+  if stored is None:
     return None, where
-  values = record_values(record, key)
+  values = record_values(stored, key)
   if values is None:
     return None, f"{where} has no {key}"
   return paired_test(values, 0.0), where
@@ -203,9 +183,9 @@ def locate(readme: str, snippet: str) -> str:
 
 
 def rows(readme: str) -> list[dict]:
-  sources, out = Sources(), []
+  out = []
   for name, snippets, source, key in TESTS:
-    test, where = recompute(sources, source, key)
+    test, where = recompute(source, key)
     out.append({"test": name, "key": key, "where": where, "test_result": test,
                 "readme": "; ".join(f"{locate(readme, s)}: “{s}”" for s in snippets)})
   traced = [r for r in out if r["test_result"] is not None and np.isfinite(r["test_result"]["p"])]

@@ -11,8 +11,8 @@ By default it reads the folders that ``python experiments/toy_vs_learned.py`` wi
 flags writes to ``--out_dir`` (runs/): the toy, the learned model with the config's phase-3
 lever (preset ``partial``: the embedding and the lower half frozen in phase 3) and the same
 model under PROTOCOL's phase 3 (``..._protocol``). A folder that is missing is trained first
-with toy_vs_learned's configs (and written there); a present one is never retrained. Every
-model is then loaded from its folder (``toy.inspect.load_run``). Writes
+with toy_vs_learned's configs (toy.columns; and written there); a present one is never
+retrained. Every model is then loaded from its folder (``toy.inspect.load_run``). Writes
   figures/inspect_component_law.png    per component: "reverse" vs "regular" contribution,
                                        useful and held-out negatives, one row per model
   figures/inspect_prefix_direction.png the regular - reverse direction per layer and position:
@@ -24,7 +24,6 @@ model is then loaded from its folder (``toy.inspect.load_run``). Writes
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import os
 
 import matplotlib
@@ -36,16 +35,11 @@ import numpy as np
 import toy
 from toy import inspect as I
 from toy.cli import parse_config
+from toy.columns import DEFAULTS, add_args, column_configs, train_columns
 from toy.config import producing_command, script_parser
 from toy.io import default_run_name, write_json_atomic
 from toy.plots import save_figure
 from toy.stats import fmt, fmt_g, g_summary, paired_test
-
-_spec = importlib.util.spec_from_file_location(
-    "toy_vs_learned", os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                   "toy_vs_learned.py"))
-tvl = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(tvl)
 
 SET_COLORS = {"useful": "tab:blue", "heldout": "tab:red"}
 DIRECTION_COLORS = {"regular->reverse": "tab:purple", "reverse->regular": "tab:green"}
@@ -64,7 +58,7 @@ def load_or_train(cfgs: dict) -> dict:
   missing = {name: c for name, c in cfgs.items() if not os.path.isdir(dirs[name])}
   if missing:
     print(f"training the missing runs: {', '.join(dirs[n] for n in missing)}")
-    tvl.train_columns(missing)
+    train_columns(missing)
   runs = {name: I.load_run(d) for name, d in dirs.items()}
   for name, r in runs.items():
     want, got = dataclasses.asdict(cfgs[name]), dataclasses.asdict(r.cfg)
@@ -330,18 +324,18 @@ def _jsonable(obj):
 
 def main(argv=None):
   parser = script_parser(__doc__)
-  tvl.add_args(parser)
+  add_args(parser)
   parser.add_argument("--run_dirs", nargs="+", default=None,
                       help="saved run folders to inspect instead of toy_vs_learned's")
   parser.add_argument("--figures", default="figures")
   parser.add_argument("--results", default="results")
-  learned_cfg, args = parse_config(parser, argv, model="transformer", **tvl.DEFAULTS)
+  learned_cfg, args = parse_config(parser, argv, model="transformer", **DEFAULTS)
   toy.enable_compilation_cache()
   if args.run_dirs:
     runs = {os.path.basename(os.path.normpath(d)): I.load_run(d) for d in args.run_dirs}
   else:
     args.no_acquired = True  # inspected on its own by experiments/inspect_acquired.py
-    cfgs = tvl.column_configs(learned_cfg, args, parser)
+    cfgs = column_configs(learned_cfg, args, parser)
     try:
       runs = load_or_train(cfgs)
     except ValueError as e:

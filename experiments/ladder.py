@@ -17,11 +17,11 @@ same negatives for every rung: data depend only on the seed). The rungs:
   swiglu, bilinear  transformer with a gated (multiplicative) MLP, PROTOCOL phase 3
   *-scale0          each MLP kind with phase 3 unable to rewrite the embedding and lower half
   gelu              the plain transformer under PROTOCOL
-Points are JSON files named by a hash of their config. The plain-GELU points are the same
-configs as experiments/partial.py's dial points 0 and 1 and are read from results/partial/
-when stored there. results/ladder.md also lists the leakage rungs (the toy's times node as m
-gates, experiments/leakage.py), read from results/leakage/ and never trained here. Writes
-results/ladder/*.json, results/ladder.md and figures/ladder.png.
+Their configs are toy.points.RUNGS. Points are JSON files named by a hash of their config. The
+plain-GELU points are the same configs as experiments/partial.py's dial points 0 and 1 and are
+read from results/partial/ when stored there. results/ladder.md also lists the leakage rungs
+(the toy's times node as m gates, experiments/leakage.py), read from results/leakage/ and never
+trained here. Writes results/ladder/*.json, results/ladder.md and figures/ladder.png.
 """
 from __future__ import annotations
 
@@ -35,45 +35,15 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import toy
-from toy.config import Config, make_config, producing_command, script_parser
+from toy.config import Config, producing_command, script_parser
 from toy.mechanism import law_ratio
 from toy.measure import G_COLUMNS, PLACEBO_COLUMNS, SHARED_NOTE, STUDY_COLUMNS, law_record, \
     record_cell, record_g
 from toy.plots import save_figure
+from toy.points import LADDER_OUT, RUNG_BY_NAME, RUNGS, SEEDS, ladder_toy, rung_folder
 from toy.stats import fmt, paired_test
-from toy.sweep import is_stored, load_point, run_sweep, seed_values
+from toy.sweep import load_point, run_sweep, seed_values
 
-OUT = os.path.join("results", "ladder")
-ALSO_READ = (os.path.join("results", "partial"),)  # points stored by other experiments
-SEEDS = dict(seed=0, n_seeds=8)
-LEAKS = (0.25, 0.5, 1.0, 2.0)
-
-
-def _toy(**kw):
-  return make_config("cpu", model="toy", **SEEDS, **kw)
-
-
-def _net(**kw):
-  return make_config("cpu", **SEEDS, **kw)
-
-
-# (name, family, what the rung removes or adds, config), in ladder order
-RUNGS = [
-    ("toy", "toy", "exact-context memory, one shared times node", _toy()),
-    *[(f"leak-{g:g}", "toy", f"+ additive path, gain {g:g}", _toy(toy_gain_add=g))
-      for g in LEAKS],
-    ("unshared", "toy", "one times node per memory row", _toy(toy_sign="per_row")),
-    ("times-node", "transformer", "learned memory behind a times node, PROTOCOL phase 3",
-     _net(times_node=True)),
-    ("times-node-scale0", "transformer", "times node, lower half frozen in phase 3",
-     _net(times_node=True, mix_lower_lr_scale=0.0)),
-    *[(kind, "transformer", f"{kind} MLP, PROTOCOL phase 3", _net(mlp=kind))
-      for kind in ("swiglu", "bilinear")],
-    *[(f"{kind}-scale0", "transformer", f"{kind} MLP, lower half frozen in phase 3",
-       _net(mlp=kind, mix_lower_lr_scale=0.0)) for kind in ("gelu", "swiglu", "bilinear")],
-    ("gelu", "transformer", "plain transformer, PROTOCOL phase 3", _net()),
-]
-BY_NAME = {name: cfg for name, _, _, cfg in RUNGS}
 COLUMNS = [  # (header, summary key, "law:" key or toy.measure.record_cell's G keys)
     *G_COLUMNS,
     ("held−control final", "reverse/heldout_minus_control/final"),
@@ -130,17 +100,10 @@ def leakage_rungs(folder: str = LEAKAGE) -> tuple[list, dict, dict]:
 
 def _ladder_toy_departs(c: dict) -> bool:
   """Whether a stored toy config differs from the ladder's toy in anything but its gates."""
-  want = json.loads(_toy().to_json())
+  want = json.loads(ladder_toy().to_json())
   skip = ("toy_gates", "toy_gate_mix", "out_dir", "run_name", "eval_prefixes")
   defaults = json.loads(Config().to_json())
   return any(c.get(f, defaults.get(f)) != v for f, v in want.items() if f not in skip)
-
-
-def where_stored(cfg, out: str) -> str | None:
-  for folder in (out, *ALSO_READ):
-    if is_stored(folder, cfg):
-      return folder
-  return None
 
 
 def table(records: dict[str, dict], sources: dict[str, str], rungs: list = RUNGS,
@@ -221,21 +184,21 @@ def plot(records: dict[str, dict], path: str):
 
 def main(argv=None):
   parser = script_parser(__doc__)
-  parser.add_argument("--rung", choices=list(BY_NAME), action="append")
+  parser.add_argument("--rung", choices=list(RUNG_BY_NAME), action="append")
   parser.add_argument("--plot-only", action="store_true")
-  parser.add_argument("--out", default=OUT)
+  parser.add_argument("--out", default=LADDER_OUT)
   parser.add_argument("--leakage", default=LEAKAGE,
                       help="where experiments/leakage.py stored its grid (read only)")
   parser.add_argument("--table", default=os.path.join("results", "ladder.md"))
   parser.add_argument("--figure", default=os.path.join("figures", "ladder.png"))
   args = parser.parse_args(argv)
   toy.enable_compilation_cache()
-  chosen = args.rung or list(BY_NAME)
-  todo = [BY_NAME[n] for n in chosen if where_stored(BY_NAME[n], args.out) is None]
+  chosen = args.rung or list(RUNG_BY_NAME)
+  todo = [RUNG_BY_NAME[n] for n in chosen if rung_folder(RUNG_BY_NAME[n], args.out) is None]
   if todo and not args.plot_only:
     run_sweep(todo, args.out, on_result=with_scalars)
-  sources = {n: where_stored(cfg, args.out) for n, cfg in BY_NAME.items()}
-  records = {n: load_point(sources[n], cfg) for n, cfg in BY_NAME.items() if sources[n]}
+  sources = {n: rung_folder(cfg, args.out) for n, cfg in RUNG_BY_NAME.items()}
+  records = {n: load_point(sources[n], cfg) for n, cfg in RUNG_BY_NAME.items() if sources[n]}
   command = producing_command("experiments/ladder.py", argv)
   head = (f"Written by `{command}`. End of phase 3 (\"max\": over phase 3), \"reverse\" "
           "prefix, nats/token relative to chance or to the control; law slopes of centred "

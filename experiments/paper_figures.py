@@ -15,12 +15,13 @@
                         and, when the base departs from PROTOCOL's phase 3 (e.g. --preset
                         partial), the same point with everything training in phase 3
 
-Every grid point is one config trained by toy.sweep.run_sweep: one JSON per point in
-results/paper_figures/<preset>/, written atomically, so an interrupted run resumes where it
-stopped and --plot-only redraws without training. Every Config field is a flag and applies to
-every point (the swept field excepted). Writes figures/paper_<figure>_<preset>.png and a
-table of the plotted numbers (mean ± sd over seeds, t-tests; the held-out-share trend paired
-by seed; each point's phase-3 dynamics) to results/paper_figures/<preset>/table.md.
+Every grid point (toy.points.figure_points) is one config trained by toy.sweep.run_sweep:
+one JSON per point in results/paper_figures/<preset>/, written atomically, so an interrupted
+run resumes where it stopped and --plot-only redraws without training. Every Config field is
+a flag and applies to every point (the swept field excepted). Writes
+figures/paper_<figure>_<preset>.png and a table of the plotted numbers (mean ± sd over
+seeds, t-tests; the held-out-share trend paired by seed; each point's phase-3 dynamics) to
+results/paper_figures/<preset>/table.md.
 
 With --init_from FOLDER (a local GPT-NeoX / Pythia checkpoint; log-probs over the whole
 vocabulary unless --normalize alphabet), every point starts from that checkpoint, whose
@@ -53,65 +54,18 @@ from toy.engine import build_model
 from toy.plots import SET_COLORS, SET_LABELS, chance_line, mean_sd_errorbar, phase_curves, \
     save_figure, stretch_yaxis
 from toy.measure import DYNAMICS_COLUMNS, DYNAMICS_NOTE, PLACEBO_COLUMNS, PLACEBO_NOTE, \
-    STUDY_COLUMNS, dynamics_cell, phase3_dynamics, record_cell
-from toy.stats import fmt, paired_trend
+    STUDY_COLUMNS, dynamics_cell, phase3_dynamics, record_cell, share_trend
+from toy.points import figure_points
+from toy.stats import fmt
 from toy.sweep import is_stored, load_point, run_sweep, seed_values
 
 FIGURES = ("phases", "heldout_proportion", "model_size", "ablations")
-MAX_HELDOUT_SHARE = 0.45  # the study swept 5% .. 45%
-# (n_layers, d_model, n_heads) per preset. The paper's ladder follows Pythia 70m / 160m / 410m.
-_CPU_SIZES = [(2, 32, 4), (4, 64, 4), (4, 128, 4)]
-SIZES = {"paper": [(6, 512, 8), (12, 768, 12), (24, 1024, 16)],
-         "cpu": _CPU_SIZES, "partial": _CPU_SIZES, "interp": _CPU_SIZES}
-ABLATIONS = {"prefix + freeze (reference)": {},
-             "no prefix + freeze": {"use_prefix": False},
-             "prefix + no freeze": {"freeze_phase2": False}}
-# Shown when the base config departs from PROTOCOL's phase 3 (mix_lower_lr_scale < 1): the
-# same point with everything training in phase 3, as PROTOCOL has it.
-PROTOCOL_PHASE3 = ("phase 3 trains all (PROTOCOL)", {"mix_lower_lr_scale": 1.0})
 WHEN = {"final": "end of phase 3", "max": "max over phase 3"}
-
-
-def heldout_batches(cfg: Config) -> list[int]:
-  """Held-out batch counts whose share of the negatives lies in the study's range; at most five
-  values (every other one when there are more, e.g. 1, 3, .., 9 of 20 at the paper's scale)."""
-  ks = [k for k in range(1, cfg.n_neg_batches) if k / cfg.n_neg_batches <= MAX_HELDOUT_SHARE]
-  return ks[::2] if len(ks) > 5 else ks
 
 
 def checkpoint_name(cfg: Config) -> str:
   """The folder name of ``cfg.init_from`` (e.g. pythia-160m)."""
   return os.path.basename(os.path.normpath(cfg.init_from))
-
-
-def model_sizes(cfg: Config) -> list[tuple[int, int, int]]:
-  default = [(max(1, cfg.n_layers // 2), cfg.d_model // 2, cfg.n_heads),
-             (cfg.n_layers, cfg.d_model, cfg.n_heads), (cfg.n_layers, 2 * cfg.d_model, cfg.n_heads)]
-  return SIZES.get(cfg.preset, default)
-
-
-def points(base: Config) -> dict[str, list[tuple[str, Config]]]:
-  """(label, config) of every point of every figure; the reference point appears in all four."""
-  def with_heldout(k):
-    # the fixed sets draw eval_size passwords from the held-out set, so it must fit
-    return base.replace(n_heldout_batches=k, eval_size=min(base.eval_size, k * base.batch_size))
-  grid = {
-      "phases": [("reference", base)],
-      "heldout_proportion": [(f"{k / base.n_neg_batches:.2f}", with_heldout(k))
-                             for k in heldout_batches(base)],
-      "model_size": [(f"{n}L d{d}", base.replace(n_layers=n, d_model=d, n_heads=h))
-                     for n, d, h in model_sizes(base)],
-      "ablations": [(label, base.replace(**kw)) for label, kw in ablations(base).items()],
-  }
-  if base.init_from:  # a checkpoint's config fixes its size: no size to vary
-    del grid["model_size"]
-  return grid
-
-
-def ablations(base: Config) -> dict:
-  if base.mix_lower_lr_scale < 1:
-    return {**ABLATIONS, PROTOCOL_PHASE3[0]: PROTOCOL_PHASE3[1]}
-  return ABLATIONS
 
 
 def n_params(cfg: Config) -> int:
@@ -214,17 +168,6 @@ TREND_KEYS = [("held-out − control (final)", "reverse/heldout_minus_control/fi
               ("held-out − chance (final)", "reverse/heldout/final")]
 
 
-def share_trend(rows: list[tuple[str, dict]], key: str) -> dict:
-  """``toy.stats.paired_trend`` of a summary key on the held-out share across the
-  held-out-proportion points, paired by seed (every point has the same seeds)."""
-  shares = [r["config"]["n_heldout_batches"] / r["config"]["n_neg_batches"] for _, r in rows]
-  per_point = [{s["seed"]: s[key] for s in r["summary"]} for _, r in rows]
-  seeds = sorted(per_point[0])
-  if any(sorted(p) != seeds for p in per_point):
-    raise ValueError(f"share_trend: the points' seeds differ: {[sorted(p) for p in per_point]}")
-  return paired_trend([[p[sd] for p in per_point] for sd in seeds], shares)
-
-
 def trend_table(rows: list[tuple[str, dict]]) -> str:
   shares = ", ".join(label for label, _ in rows)
   out = ["## held-out share: trend paired by seed", "",
@@ -262,7 +205,7 @@ def main(argv=None):
     if "model_size" in figures:
       print("--init_from: model_size skipped (the checkpoint's config fixes the size)")
       figures.remove("model_size")
-  grid = {name: pts for name, pts in points(base).items() if name in figures}
+  grid = {name: pts for name, pts in figure_points(base).items() if name in figures}
   toy.enable_compilation_cache()
   if not args.plot_only and jax.default_backend() == "cpu" and base.d_model >= 512:
     print(f"warning: width {base.d_model} on CPU; one paper-size DPO step takes about 37 s on "
@@ -309,7 +252,8 @@ def main(argv=None):
   # does not drop the others' numbers from it.
   stored = {name: [(label, records[c] if c in records else load_point(out, c))
                    for label, c in pts]
-            for name, pts in points(base).items() if all(is_stored(out, c) for _, c in pts)}
+            for name, pts in figure_points(base).items()
+            if all(is_stored(out, c) for _, c in pts)}
   command = producing_command("experiments/paper_figures.py", argv)
   what = f"preset {base.preset}" + (f", from `{base.init_from}`" if base.init_from else "")
   text = f"# The study's figures, {what}\n\nCommand: `{command}`\n\n" + table(stored)

@@ -14,6 +14,7 @@ and that reaches the held-out negatives too. Stages (seeds 0-7 unless said):
   shape    around scale 0: embedding trains, phase 3 twice as long
   size     around scale 0: batch 128, width 128
   robust   the study's 16-token passwords, and the interp preset (A = 256, L = 2)
+Their configs are toy.points.PARTIAL_STAGES.
 Every point is one JSON in results/partial/ (hash of its config), with per-seed law slopes;
 points that differ only in phase-3 fields train phases 1-2 once. Writes
 results/partial/table.md (every knob and column, and each point's phase-3 dynamics),
@@ -31,40 +32,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import toy
-from toy.config import make_config, producing_command, script_parser
+from toy.config import producing_command, script_parser
 from toy.measure import DYNAMICS_COLUMNS, DYNAMICS_NOTE, G_COLUMNS, PLACEBO_COLUMNS, \
     SHARED_NOTE, STUDY_COLUMNS, dynamics_cell, law_record, phase3_dynamics, record_cell
 from toy.plots import save_figure
+from toy.points import PARTIAL_OUT, PARTIAL_STAGES
 from toy.sweep import is_stored, load_point, run_sweep, seed_values
 
-OUT = os.path.join("results", "partial")
-SEEDS = dict(seed=0, n_seeds=8)
-DIAL = (0.0, 0.01, 0.03, 0.1, 0.3, 0.5, 0.7, 1.0)
-
-
-def cpu(**kw):
-  return make_config("cpu", **{**SEEDS, **kw})
-
-
-STAGES = {  # stage: [(label, config)]
-    "dial": [(f"scale {s:g}" + (" (PROTOCOL)" if s == 1 else ""), cpu(mix_lower_lr_scale=s))
-             for s in DIAL],
-    "phase3": [(label, cpu(mix_lower_lr_scale=0.0, **kw)) for label, kw in (
-        ("scale 0, phase-3 lr 1e-3", dict(mix_lr=1e-3)),
-        ("scale 0, phase-3 lr 1e-2", dict(mix_lr=1e-2)),
-        ("scale 0, ft_weight 0.5", dict(ft_weight=0.5)),
-        ("scale 0, ft_weight 2", dict(ft_weight=2.0)))],
-    "shape": [("scale 0 on blocks only, embedding trains",
-               cpu(mix_lower_lr_scale=0.0, mix_lower_embed=False)),
-              ("scale 0, phase 3 600 steps", cpu(mix_lower_lr_scale=0.0, mix_steps=600))],
-    "size": [  # batch 128 with the same 640 negatives (128 held out) and 300 steps a phase
-              ("scale 0, batch 128", cpu(mix_lower_lr_scale=0.0, batch_size=128,
-                                         n_neg_batches=5, n_heldout_batches=1, dpo_repeats=60)),
-              ("scale 0, width 128", cpu(mix_lower_lr_scale=0.0, d_model=128))],
-    "robust": [("scale 0, 16-token passwords", cpu(mix_lower_lr_scale=0.0, password_len=16)),
-               *[(f"interp (A=256, L=2), scale {s:g}",
-                  make_config("interp", mix_lower_lr_scale=s, **SEEDS)) for s in (0.0, 1.0)]],
-}
 KNOBS = ["preset", "mix_lower_lr_scale", "mix_lower_embed", "mix_lr", "mix_steps",
          "ft_weight", "batch_size", "d_model", "password_len", "alphabet_size"]
 COLUMNS = [  # (header, summary key, law key or toy.measure.record_cell's G keys)
@@ -176,19 +150,19 @@ def plot_g_over_phase3(records: list[dict], path: str):
 
 def main(argv=None):
   parser = script_parser(__doc__)
-  parser.add_argument("--stage", choices=sorted(STAGES), action="append")
+  parser.add_argument("--stage", choices=sorted(PARTIAL_STAGES), action="append")
   parser.add_argument("--plot-only", action="store_true")
-  parser.add_argument("--out", default=OUT)
+  parser.add_argument("--out", default=PARTIAL_OUT)
   parser.add_argument("--figures", default="figures")
   args = parser.parse_args(argv)
   toy.enable_compilation_cache()
-  names = args.stage or list(STAGES)
+  names = args.stage or list(PARTIAL_STAGES)
   for name in names:
     if not args.plot_only:
-      run_sweep([c for _, c in STAGES[name]], args.out,
+      run_sweep([c for _, c in PARTIAL_STAGES[name]], args.out,
                 on_result=lambda cfg, result: law_record(result))
   records = {name: [(label, load_point(args.out, c)) for label, c in pts if is_stored(args.out, c)]
-             for name, pts in STAGES.items()}
+             for name, pts in PARTIAL_STAGES.items()}
   command = producing_command("experiments/partial.py", argv)
   head = (f"Written by `{command}`. Phase 3 end, reverse prefix, nats/token relative to "
           "chance (or to the control); law slopes of centred target logits (reverse on "
@@ -205,7 +179,7 @@ def main(argv=None):
     f.write(head + compact + "\n")
   print(compact)
   dial = [r for _, r in records["dial"]]
-  if len(dial) == len(STAGES["dial"]):
+  if len(dial) == len(PARTIAL_STAGES["dial"]):
     os.makedirs(args.figures, exist_ok=True)
     plot_dial(dial, os.path.join(args.figures, "partial_dial.png"))
     plot_g_over_phase3(dial, os.path.join(args.figures, "partial_g_over_phase3.png"))

@@ -4,7 +4,6 @@ Same weights (converted with toy.convert), same batches: the torch DPO and mix l
 ``toy.phases.phase_loss``, and the torch side freezes the same parameters in phase 2. Without
 this, the speed ratio in the benchmark would compare different work.
 """
-import importlib.util
 import os
 
 import jax
@@ -23,15 +22,11 @@ from toy.config import make_config  # noqa: E402
 from toy.optim import trainable_labels  # noqa: E402
 from toy.phases import phase_loss  # noqa: E402
 
-_PATH = os.path.join(os.path.dirname(__file__), "..", "benchmarks", "bench_steps.py")
-
 
 @pytest.fixture(scope="module")
 def bench():
-  spec = importlib.util.spec_from_file_location("bench_steps", _PATH)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
+  from benchmarks import bench_steps
+  return bench_steps
 
 
 def _hf_model(bench, cfg, seed):

@@ -1,6 +1,6 @@
 """Config: bad values refused naming the field and range, presets, flags, field roles."""
 import argparse
-import importlib.util
+import importlib
 import os
 
 import pytest
@@ -80,10 +80,7 @@ def test_field_roles_give_the_engine_and_sweep_their_field_lists():
 @pytest.mark.parametrize("script", ["train", "toy_diagram", "toy_vs_learned", "paper_figures",
                                     "inspect_flip"])
 def test_every_script_refuses_a_bad_value_in_one_line_naming_the_field(script, capsys):
-  spec = importlib.util.spec_from_file_location(
-      script, os.path.join(os.path.dirname(__file__), "..", "experiments", f"{script}.py"))
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
+  module = importlib.import_module(f"experiments.{script}")
   with pytest.raises(SystemExit) as exit_info:
     module.main(["--n_heldout_batches", "0"])
   assert exit_info.value.code == 2

@@ -1,6 +1,5 @@
 """Phase-3 dynamics of stored points (toy.measure.phase3_dynamics) and the held-out-share
-trend paired by seed (experiments/paper_figures.py's share_trend)."""
-import importlib.util
+trend paired by seed (toy.measure.share_trend)."""
 import json
 import math
 import os
@@ -8,7 +7,7 @@ import os
 import numpy as np
 import pytest
 
-from toy.measure import DYNAMICS_COLUMNS, dynamics_cell, phase3_dynamics
+from toy.measure import DYNAMICS_COLUMNS, dynamics_cell, phase3_dynamics, share_trend
 
 ROOT = os.path.join(os.path.dirname(__file__), "..")
 
@@ -71,22 +70,20 @@ def test_stored_point_reads_its_own_history():
 
 
 def test_share_trend_is_paired_by_seed_on_the_stored_sweep():
-  spec = importlib.util.spec_from_file_location(
-      "paper_figures", os.path.join(ROOT, "experiments", "paper_figures.py"))
-  pf = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(pf)
+  from experiments import paper_figures as pf
   from toy.config import make_config
+  from toy.points import figure_points
   from toy.sweep import load_point
   folder = os.path.join(ROOT, "results", "paper_figures", "cpu")
-  pts = pf.points(make_config("cpu", n_seeds=5))["heldout_proportion"]
+  pts = figure_points(make_config("cpu", n_seeds=5))["heldout_proportion"]
   rows = [(label, load_point(folder, c)) for label, c in pts]
   key = "reverse/heldout_minus_control/final"
-  trend = pf.share_trend(rows, key)
+  trend = share_trend(rows, key)
   x = [r["config"]["n_heldout_batches"] / r["config"]["n_neg_batches"] for _, r in rows]
   by_seed = np.array([[s[key] for s in r["summary"]] for _, r in rows]).T  # seeds x shares
   np.testing.assert_allclose(trend["slopes"], [np.polyfit(x, v, 1)[0] for v in by_seed])
   assert trend["n"] == 5 and trend["mean"] < 0
   assert "## held-out share: trend paired by seed" in pf.trend_table(rows)
   with pytest.raises(ValueError):  # seeds must match across the points
-    pf.share_trend([rows[0], (rows[1][0], {**rows[1][1], "summary": rows[1][1]["summary"][:4]})],
-                   key)
+    share_trend([rows[0], (rows[1][0], {**rows[1][1], "summary": rows[1][1]["summary"][:4]})],
+                key)

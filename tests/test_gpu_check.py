@@ -43,9 +43,7 @@ def test_cpu_smoke_run_writes_every_stage_and_phase(tmp_path):
 
 
 def _gpu_check():
-  import sys
-  sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
-  import gpu_check
+  from benchmarks import gpu_check
   return gpu_check
 
 

@@ -1,16 +1,12 @@
 """experiments/holm.py: every README headline test is found and recomputed from results/."""
-import importlib.util
 import os
 
 import numpy as np
 
+from experiments import holm as H
 from toy.stats import holm
 
 ROOT = os.path.join(os.path.dirname(__file__), "..")
-_spec = importlib.util.spec_from_file_location("holm_script",
-                                               os.path.join(ROOT, "experiments", "holm.py"))
-H = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(H)
 
 
 def test_every_test_is_found_in_the_readme_and_traced_to_a_stored_point(tmp_path):

@@ -3,7 +3,7 @@
 
 Random weights only: nothing is downloaded, and no real Pythia checkpoint is used.
 """
-import importlib.util
+import importlib
 import json
 import os
 import shutil
@@ -18,6 +18,7 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 tokenizers = pytest.importorskip("tokenizers")
 
+from toy import columns  # noqa: E402
 from toy import convert  # noqa: E402
 from toy import data as D  # noqa: E402
 from toy.cli import parse_config  # noqa: E402
@@ -25,17 +26,14 @@ from toy.config import make_config, script_parser  # noqa: E402
 from toy.engine import build_model  # noqa: E402
 from toy.losses import token_logps  # noqa: E402
 from toy.phases import evaluate  # noqa: E402
+from toy.points import figure_points  # noqa: E402
 
 ROOT = os.path.join(os.path.dirname(__file__), "..")
 WORDS = [" " + chr(ord("a") + i) for i in range(26)] + [" regular", " reverse", " neutral"]
 
 
 def _script(name):
-  spec = importlib.util.spec_from_file_location(
-      name, os.path.join(ROOT, "experiments", f"{name}.py"))
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
+  return importlib.import_module(f"experiments.{name}")
 
 
 def save_tokenizer(folder, words):
@@ -201,15 +199,14 @@ def test_train_cli_runs_the_study_from_the_checkpoint_folder(checkpoint, tmp_pat
 
 
 def test_toy_vs_learned_keeps_the_toy_column_a_toy(checkpoint):
-  tvl = _script("toy_vs_learned")
   parser = script_parser("")
-  tvl.add_args(parser)
+  columns.add_args(parser)
   learned, args = parse_config(parser, ["--preset", "tiny", "--init_from", checkpoint[0],
                                         "--mix_lower_lr_scale", "0"], model="transformer")
-  cfgs = tvl.column_configs(learned, args, parser)
-  assert cfgs[tvl.TOY].model == "toy"
-  assert (cfgs[tvl.TOY].init_from, cfgs[tvl.TOY].normalize) == ("", "alphabet")
-  learned_cols = [c for name, c in cfgs.items() if name != tvl.TOY]
+  cfgs = columns.column_configs(learned, args, parser)
+  assert cfgs[columns.TOY].model == "toy"
+  assert (cfgs[columns.TOY].init_from, cfgs[columns.TOY].normalize) == ("", "alphabet")
+  learned_cols = [c for name, c in cfgs.items() if name != columns.TOY]
   assert len(learned_cols) == 2
   assert all((c.init_from, c.normalize) == (checkpoint[0], "vocab") for c in learned_cols)
 
@@ -217,8 +214,8 @@ def test_toy_vs_learned_keeps_the_toy_column_a_toy(checkpoint):
 def test_paper_figures_leaves_out_the_model_size_figure(checkpoint, capsys):
   pf = _script("paper_figures")
   base = make_config("tiny", init_from=checkpoint[0])
-  assert set(pf.points(base)) == {"phases", "heldout_proportion", "ablations"}
-  assert "model_size" in pf.points(make_config("tiny"))
+  assert set(figure_points(base)) == {"phases", "heldout_proportion", "ablations"}
+  assert "model_size" in figure_points(make_config("tiny"))
   with pytest.raises(SystemExit) as exit_info:
     pf.main(["--preset", "tiny", "--init_from", checkpoint[0], "--figure", "model_size"])
   assert exit_info.value.code == 2

@@ -1,7 +1,6 @@
 """toy.inspect on both models: stable cache names, hooks that change nothing, attributions that
 sum to the centred target logit, the toy's component law, self-patching, and one end-to-end
 run of experiments/inspect_flip.py at tiny size."""
-import importlib.util
 import json
 import os
 
@@ -11,6 +10,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
+from experiments import inspect_flip as flip
 from toy import data as D
 from toy import inspect as I
 from toy.config import make_config
@@ -19,11 +19,6 @@ from toy.engine import RunResult, apply_fn, evaluate_seeds, setup
 from toy.measure import law_slopes
 from toy.phases import centred_target_logits
 
-_spec = importlib.util.spec_from_file_location(
-    "inspect_flip", os.path.join(os.path.dirname(__file__), "..", "experiments",
-                                 "inspect_flip.py"))
-flip = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(flip)
 
 
 def _stacked(model="transformer", n_seeds=2, a=1.0, c=0.0, gain=0.0, combine="times"):

@@ -158,31 +158,29 @@ def test_gelu_default_keeps_stored_point_names():
 
 # ----------------------------------------------------------------------------- the stored ladder
 
-import importlib.util  # noqa: E402
 import os  # noqa: E402
 
+from experiments import ladder  # noqa: E402
+from toy.points import LADDER_OUT, LEAKS, RUNG_BY_NAME, ladder_toy, rung_folder  # noqa: E402
+
 ROOT = os.path.join(os.path.dirname(__file__), "..")
-_spec = importlib.util.spec_from_file_location("ladder",
-                                               os.path.join(ROOT, "experiments", "ladder.py"))
-ladder = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(ladder)
 
 
 def test_every_rung_is_stored_with_8_seeds_and_nothing_is_orphaned():
   from toy.sweep import load_point, point_id
-  for name, cfg in ladder.BY_NAME.items():
-    folder = ladder.where_stored(cfg, os.path.join(ROOT, ladder.OUT))
+  for name, cfg in RUNG_BY_NAME.items():
+    folder = rung_folder(cfg, os.path.join(ROOT, LADDER_OUT))
     assert folder is not None, f"rung {name} ({point_id(cfg)}) is not stored"
     record = load_point(folder, cfg)
     assert len(record["summary"]) == 8 and all(len(v) == 8 for v in record["law"].values())
-  names = {n[:-5] for n in os.listdir(os.path.join(ROOT, ladder.OUT)) if n.endswith(".json")}
-  assert names <= {point_id(cfg) for cfg in ladder.BY_NAME.values()}
+  names = {n[:-5] for n in os.listdir(os.path.join(ROOT, LADDER_OUT)) if n.endswith(".json")}
+  assert names <= {point_id(cfg) for cfg in RUNG_BY_NAME.values()}
 
 
 def test_stored_leak_rungs_obey_the_analytic_law_and_plot_only_redraws_the_table(tmp_path):
   from toy.sweep import load_point
-  for g in ladder.LEAKS:
-    record = load_point(os.path.join(ROOT, ladder.OUT), ladder.BY_NAME[f"leak-{g:g}"])
+  for g in LEAKS:
+    record = load_point(os.path.join(ROOT, LADDER_OUT), RUNG_BY_NAME[f"leak-{g:g}"])
     predicted = [law_ratio(a, c, g) for a, c in zip(record["times"]["a"], record["times"]["c"])]
     np.testing.assert_allclose(record["law"]["slope/heldout"], predicted, rtol=1e-4)
     np.testing.assert_allclose(record["law"]["G"], 1.0, atol=1e-4)
@@ -212,7 +210,7 @@ def test_with_scalars_on_a_gated_toy_and_leakage_rungs_read_only_the_gated_point
                    ("d", dict()),  # the toy itself: the ladder's `toy` rung, not a gate rung
                    ("e", dict(toy_gates=64, mix_lower_lr_scale=0.0)),  # another phase 3
                    ("f", dict(toy_gates=64, toy_gate_mix=4, n_seeds=2))]:  # other seeds
-    c = ladder._toy(**{k: v for k, v in kw.items() if k != "n_seeds"})
+    c = ladder_toy(**{k: v for k, v in kw.items() if k != "n_seeds"})
     if "n_seeds" in kw:
       c = c.replace(n_seeds=kw["n_seeds"])
     (tmp_path / f"{name}.json").write_text(json.dumps({"config": dataclasses.asdict(c)}))

@@ -1,6 +1,5 @@
 """The study's figures: which points each figure trains, and drawing from stored points."""
 import dataclasses
-import importlib.util
 import json
 import math
 import os
@@ -10,31 +9,28 @@ import numpy as np
 import pytest
 from flax import nnx
 
+from experiments import paper_figures as pf
 from toy.config import make_config
 from toy.engine import build_model
+from toy.points import figure_points, heldout_batches
 from toy.stats import fmt, paired_test
 from toy.sweep import point_path
 
-_spec = importlib.util.spec_from_file_location(
-    "paper_figures", os.path.join(os.path.dirname(__file__), "..", "experiments",
-                                  "paper_figures.py"))
-pf = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(pf)
 
 
 def test_heldout_shares_cover_the_studys_range_at_both_scales():
   cpu, paper = make_config("cpu"), make_config("paper")
-  assert pf.heldout_batches(cpu) == [1, 2, 3, 4]  # 10 batches: 10% .. 40%
-  assert pf.heldout_batches(paper) == [1, 3, 5, 7, 9]  # 20 batches: 5% .. 45%
+  assert heldout_batches(cpu) == [1, 2, 3, 4]  # 10 batches: 10% .. 40%
+  assert heldout_batches(paper) == [1, 3, 5, 7, 9]  # 20 batches: 5% .. 45%
   for cfg in (cpu, paper):
-    for _, c in pf.points(cfg)["heldout_proportion"]:
+    for _, c in figure_points(cfg)["heldout_proportion"]:
       assert 0 < c.n_heldout / c.n_negatives <= 0.45
       assert c.eval_size <= c.n_heldout  # would fail validation otherwise
 
 
 def test_each_figure_varies_one_thing_and_shares_the_reference_point():
   base = make_config("cpu", n_seeds=3)
-  grid = pf.points(base)
+  grid = figure_points(base)
   assert grid["phases"] == [("reference", base)]
   for name, pts in grid.items():
     assert base in [c for _, c in pts], f"{name} lacks the reference point"
@@ -83,7 +79,7 @@ def test_plot_only_draws_all_four_figures_and_tabulates_the_stored_numbers(tmp_p
   out, figs = tmp_path / "points", tmp_path / "figs"
   rng = np.random.default_rng(0)
   stored = {}
-  for _, pts in pf.points(base).items():
+  for _, pts in figure_points(base).items():
     for _, c in pts:
       if c not in stored:
         stored[c] = _fake_record(c, rng)

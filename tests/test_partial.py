@@ -1,22 +1,19 @@
 """experiments/partial.py: its stored points, and drawing its tables and figures from them."""
-import importlib.util
 import json
 import os
 
 import numpy as np
 
+from experiments import partial
+from toy.points import PARTIAL_STAGES
 from toy.sweep import is_stored, load_point, point_id
 
 ROOT = os.path.join(os.path.dirname(__file__), "..")
-_spec = importlib.util.spec_from_file_location(
-    "partial", os.path.join(ROOT, "experiments", "partial.py"))
-partial = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(partial)
 STORED = os.path.join(ROOT, "results", "partial")
 
 
 def test_every_stage_point_is_stored_with_per_seed_law_values():
-  for stage, points in partial.STAGES.items():
+  for stage, points in PARTIAL_STAGES.items():
     for label, cfg in points:
       assert is_stored(STORED, cfg), f"{stage}: {label} ({point_id(cfg)}) is not stored"
       record = load_point(STORED, cfg)
@@ -30,13 +27,13 @@ def test_every_stage_point_is_stored_with_per_seed_law_values():
 
 
 def test_no_stored_file_is_orphaned():
-  ids = {point_id(cfg) for points in partial.STAGES.values() for _, cfg in points}
+  ids = {point_id(cfg) for points in PARTIAL_STAGES.values() for _, cfg in points}
   names = {n[:-5] for n in os.listdir(STORED) if n.endswith(".json")}
   assert names == ids
 
 
 def test_scale_one_reproduces_the_protocol_point_of_the_search():
-  (_, cfg), = [(l, c) for l, c in partial.STAGES["dial"] if c.mix_lower_lr_scale == 1.0]
+  (_, cfg), = [(l, c) for l, c in PARTIAL_STAGES["dial"] if c.mix_lower_lr_scale == 1.0]
   mine = load_point(STORED, cfg)
   with open(os.path.join(ROOT, "results", "search", f"{point_id(cfg)}.json")) as f:
     search = json.load(f)
@@ -48,7 +45,7 @@ def test_scale_one_reproduces_the_protocol_point_of_the_search():
 def test_plot_only_writes_tables_and_figures(tmp_path):
   out, figs = tmp_path / "res", tmp_path / "figs"
   os.makedirs(out)
-  for points in partial.STAGES.values():  # a copy of the stored points, drawn elsewhere
+  for points in PARTIAL_STAGES.values():  # a copy of the stored points, drawn elsewhere
     for _, cfg in points:
       name = f"{point_id(cfg)}.json"
       (out / name).write_bytes(open(os.path.join(STORED, name), "rb").read())

@@ -21,8 +21,8 @@ from toy import data as D
 from toy.phases import centred_target_logits, centred_token_logits, password_token_logps, \
     split_rows
 from toy.stats import G_ALPHA, G_MIN_USEFUL, STUDY_UPLIFT, fmt, fmt_g, fmt_g_ratio, \
-    fmt_or_dash, fmt_study, g_from_tests, g_summary, paired_test, slope_through_origin, \
-    study_test
+    fmt_or_dash, fmt_study, g_from_tests, g_summary, paired_test, paired_trend, \
+    slope_through_origin, study_test
 
 LAW_SETS = ("useful", "heldout")
 LAW_PREFIXES = (D.REGULAR, D.REVERSE)
@@ -332,6 +332,17 @@ def record_cell(record: dict, key: str, count_above: bool = False) -> str:
     return fmt_study(study_test(values))
   extra = f", {int((values > 0).sum())}/{values.size} > 0" if count_above else ""
   return fmt(paired_test(values, 0.0)) + extra
+
+
+def share_trend(rows: list[tuple[str, dict]], key: str) -> dict:
+  """``toy.stats.paired_trend`` of a summary key on the held-out share across the
+  held-out-proportion points, paired by seed (every point has the same seeds)."""
+  shares = [r["config"]["n_heldout_batches"] / r["config"]["n_neg_batches"] for _, r in rows]
+  per_point = [{s["seed"]: s[key] for s in r["summary"]} for _, r in rows]
+  seeds = sorted(per_point[0])
+  if any(sorted(p) != seeds for p in per_point):
+    raise ValueError(f"share_trend: the points' seeds differ: {[sorted(p) for p in per_point]}")
+  return paired_trend([[p[sd] for p in per_point] for sd in seeds], shares)
 
 
 # ----------------------------------------------------------------------------- phase-3 dynamics
