@@ -1,23 +1,25 @@
-"""Holm correction over the README's headline tests, each recomputed from its stored point.
+"""Holm correction over the headline tests of the README and docs, each recomputed from its
+stored point.
 
   python experiments/holm.py                 # writes results/holm.md
-  python experiments/holm.py --out FILE --readme README.md
+  python experiments/holm.py --out FILE --docs README.md docs/partial.md
 
-Every p-value the README states in its prose as a finding (tables excluded: they are copied
-from results/*.md) is listed in TESTS with the stored point it reads, the per-seed value and
-the test the README used: a one-sample t-test against 0 over seeds (paired per seed for
+Every p-value the README's and docs' prose states as a finding (tables excluded: they are
+copied from results/*.md) is listed in TESTS with the stored point it reads, the per-seed value
+and the test the prose used: a one-sample t-test against 0 over seeds (paired per seed for
 held-out − control, whose per-seed values are already differences; toy.stats.paired_test), or
 the held-out-share trend paired by seed (toy.stats.paired_trend, via toy.measure.share_trend).
 The stored points are found by the configs their scripts train (toy.points). Nothing is typed
-by hand: each p is recomputed from results/ and the README's sentence is found by a snippet of
-its text (its line and section are looked up, so an edited sentence shows as "not found"). A
-test whose stored point cannot be found is listed as untraceable and is kept out of the family.
-The family is every traceable test; toy.stats.holm adjusts its p-values (family-wise error rate
-0.05).
+by hand: each p is recomputed from results/ and its sentence is found by a snippet of its text
+in README.md or docs/*.md (its file, line and section are looked up, so an edited sentence
+shows as "not found"). A test whose stored point cannot be found is listed as untraceable and
+is kept out of the family. The family is every traceable test; toy.stats.holm adjusts its
+p-values (family-wise error rate 0.05).
 """
 from __future__ import annotations
 
 import argparse
+import glob
 import os
 import re
 
@@ -34,7 +36,8 @@ ALPHA = 0.05
 
 
 HC_FINAL, HC_MAX = "reverse/heldout_minus_control/final", "reverse/heldout_minus_control/max"
-# (test, README snippets (whitespace is normalised), source, value). Sources:
+# (test, snippets of the README's or docs' prose (whitespace normalised), source, value).
+# Sources:
 # ("partial", label), ("ladder", rung), ("figures", preset, figure, label),
 # ("search", stage), ("trend", preset). Value: a record_values key (summary or "law:").
 TESTS = [
@@ -153,7 +156,7 @@ def trend(preset: str, key: str):
 
 
 def recompute(source, key: str) -> tuple[dict | None, str]:
-  """The README's test on the stored point: (paired_test-like dict or None, where/why)."""
+  """The prose's test on the stored point: (paired_test-like dict or None, where/why)."""
   if source[0] == "trend":
     return trend(source[1], key)
   stored, where = record(source)
@@ -165,29 +168,39 @@ def recompute(source, key: str) -> tuple[dict | None, str]:
   return paired_test(values, 0.0), where
 
 
-def locate(readme: str, snippet: str) -> str:
-  """'line N (section)' of the first occurrence of ``snippet`` (whitespace normalised)."""
-  text, marks = "", []  # the README with whitespace runs as one space; (offset, line, section)
-  section = ""
-  for i, line in enumerate(readme.splitlines(), 1):
-    if line.startswith("#"):
-      section = line.lstrip("#").strip()
-    if line.split():
-      marks.append((len(text), i, section))
-      text += " ".join(line.split()) + " "
-  at = text.find(" ".join(snippet.split()))
-  if at < 0:
-    return "not found"
-  _, line, section = max(m for m in marks if m[0] <= at)
-  return f"line {line} ({section})"
+def locate(docs: str | dict[str, str], snippet: str) -> str:
+  """'FILE line N (section)' of the first occurrence of ``snippet`` (whitespace normalised).
+
+  ``docs`` maps file names to their text and is searched in order; a plain string is one
+  unnamed file ('line N (section)').
+  """
+  for name, doc in ({"": docs} if isinstance(docs, str) else docs).items():
+    text, marks = "", []  # the file with whitespace runs as one space; (offset, line, section)
+    section = ""
+    for i, line in enumerate(doc.splitlines(), 1):
+      if line.startswith("#"):
+        section = line.lstrip("#").strip()
+      if line.split():
+        marks.append((len(text), i, section))
+        text += " ".join(line.split()) + " "
+    at = text.find(" ".join(snippet.split()))
+    if at >= 0:
+      _, line, section = max(m for m in marks if m[0] <= at)
+      return f"{name} line {line} ({section})".lstrip()
+  return "not found"
 
 
-def rows(readme: str) -> list[dict]:
+def default_docs() -> list[str]:
+  """README.md, then every docs/*.md in sorted order."""
+  return [os.path.join(ROOT, "README.md")] + sorted(glob.glob(os.path.join(ROOT, "docs", "*.md")))
+
+
+def rows(docs: str | dict[str, str]) -> list[dict]:
   out = []
   for name, snippets, source, key in TESTS:
     test, where = recompute(source, key)
     out.append({"test": name, "key": key, "where": where, "test_result": test,
-                "readme": "; ".join(f"{locate(readme, s)}: “{s}”" for s in snippets)})
+                "readme": "; ".join(f"{locate(docs, s)}: “{s}”" for s in snippets)})
   traced = [r for r in out if r["test_result"] is not None and np.isfinite(r["test_result"]["p"])]
   adjusted = holm([r["test_result"]["p"] for r in traced])
   for r, p in zip(traced, adjusted):
@@ -199,9 +212,9 @@ def table(out: list[dict], command: str) -> str:
   traced = [r for r in out if "holm" in r]
   lost = sum(r["test_result"]["p"] < ALPHA and r["holm"] >= ALPHA for r in traced)
   lines = [
-      "# Holm correction over the README's headline tests", "",
-      f"Written by `{command}`. Each p-value the README's prose states as a finding, "
-      "recomputed from the stored point with the test the README used (one-sample t-test "
+      "# Holm correction over the headline tests of the README and docs", "",
+      f"Written by `{command}`. Each p-value the README's and docs' prose states as a finding, "
+      "recomputed from the stored point with the test the prose used (one-sample t-test "
       "over seeds, paired per seed for held-out − control; for the held-out-share trend, "
       "per-seed slopes on the share, then a t-test of the slopes), then Holm-adjusted over "
       f"the family of the {len(traced)} traceable tests (family-wise error rate {ALPHA:g}). "
@@ -209,8 +222,8 @@ def table(out: list[dict], command: str) -> str:
       f"{ALPHA:g}: {sum(r['holm'] < ALPHA for r in traced)}; significant before and not "
       f"after: {lost}. Untraceable (no stored point; kept out of the family): "
       f"{len(out) - len(traced)}.", "",
-      "| # | test | stored point | where in README (what it says) | recomputed | raw p | "
-      "Holm p | survives at 0.05 |", "|---|---|---|---|---|---|---|---|"]
+      "| # | test | stored point | where in the README or docs (what it says) | recomputed | "
+      "raw p | Holm p | survives at 0.05 |", "|---|---|---|---|---|---|---|---|"]
   for i, r in enumerate(out, 1):
     t = r["test_result"]
     if "holm" in r:
@@ -226,12 +239,16 @@ def table(out: list[dict], command: str) -> str:
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument("--readme", default=os.path.join(ROOT, "README.md"))
+  parser.add_argument("--docs", nargs="+", default=None,
+                      help="files searched for the prose's sentences, in order "
+                           "(default: README.md, then docs/*.md sorted)")
   parser.add_argument("--out", default=os.path.join("results", "holm.md"))
   args = parser.parse_args(argv)
-  with open(args.readme) as f:
-    readme = f.read()
-  out = rows(readme)
+  docs = {}
+  for path in args.docs or default_docs():
+    with open(path) as f:
+      docs[os.path.relpath(path, ROOT)] = f.read()
+  out = rows(docs)
   text = table(out, producing_command("experiments/holm.py", argv))
   os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
   with open(args.out, "w") as f:

@@ -1,4 +1,5 @@
-"""experiments/holm.py: every README headline test is found and recomputed from results/."""
+"""experiments/holm.py: every headline test of the README and docs is found and recomputed from
+results/."""
 import os
 
 import numpy as np
@@ -9,7 +10,7 @@ from toy.stats import holm
 ROOT = os.path.join(os.path.dirname(__file__), "..")
 
 
-def test_every_test_is_found_in_the_readme_and_traced_to_a_stored_point(tmp_path):
+def test_every_test_is_found_in_the_readme_or_docs_and_traced_to_a_stored_point(tmp_path):
   out = H.main(["--out", str(tmp_path / "holm.md")])
   assert len(out) == len(H.TESTS)
   for r in out:
@@ -25,3 +26,6 @@ def test_locate_finds_a_sentence_across_line_breaks():
   readme = "# A\n\ntext\n## B\nsome words (p = 0.01),\nand more\n"
   assert H.locate(readme, "(p = 0.01), and more") == "line 5 (B)"
   assert H.locate(readme, "p = 0.02") == "not found"
+  docs = {"README.md": "# A\n\nno p here\n", "docs/b.md": readme}
+  assert H.locate(docs, "(p = 0.01), and more") == "docs/b.md line 5 (B)"
+  assert H.locate(docs, "p = 0.02") == "not found"
