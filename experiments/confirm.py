@@ -24,8 +24,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import toy
-from toy.config import make_config, producing_command, script_parser
+from toy.config import producing_command, script_parser
 from toy.measure import SHARED_NOTE, law_record, record_values
+from toy.points import PARTIAL_STAGES, RUNG_BY_NAME
 from toy.plots import save_figure
 from toy.stats import DASH, fmt, fmt_g, fmt_g_ratio, fmt_study, g_summary, paired_test, \
     study_test
@@ -33,27 +34,24 @@ from toy.sweep import is_stored, load_point, point_path, run_sweep
 
 OUT = os.path.join("results", "confirm")
 MD = os.path.join("results", "confirm.md")
-CHOSEN, CONFIRM = 0, 8  # first seed of the 8 on which a point was chosen / is confirmed
+CONFIRM = 8  # the first of the 8 seeds on which each point is confirmed
 # Where points of other experiments are stored (the same config has the same file name).
 ALSO_READ = tuple(os.path.join("results", d) for d in ("partial", "ladder", "acquired"))
 
 
-def _cpu(**kw):
-  return make_config("cpu", seed=CHOSEN, n_seeds=8, **kw)
+def _partial(label: str):
+  return dict((lab, c) for pts in PARTIAL_STAGES.values() for lab, c in pts)[label]
 
 
 # (label, where it is headlined, its headline claim about held-out − control, config on
-# seeds 0-7): the configs are those of experiments/partial.py and experiments/ladder.py,
-# written out again (tests check that each is a stored point there).
+# seeds 0-7, taken from the experiment that chose it: toy.points)
 POINTS = [
-    ("partial, scale 0", "partial.py dial", "> 0", _cpu(mix_lower_lr_scale=0.0)),
-    ("partial, scale 0.1", "partial.py dial", "> 0", _cpu(mix_lower_lr_scale=0.1)),
-    ("partial, scale 0, batch 128", "partial.py size", "> 0",
-     _cpu(mix_lower_lr_scale=0.0, batch_size=128, n_neg_batches=5, n_heldout_batches=1,
-          dpo_repeats=60)),
+    ("partial, scale 0", "partial.py dial", "> 0", _partial("scale 0")),
+    ("partial, scale 0.1", "partial.py dial", "> 0", _partial("scale 0.1")),
+    ("partial, scale 0, batch 128", "partial.py size", "> 0", _partial("scale 0, batch 128")),
     ("times node (ladder), PROTOCOL phase 3", "ladder.py times-node", "> 0",
-     _cpu(times_node=True)),
-    ("PROTOCOL (scale 1)", "partial.py dial", "not > 0", _cpu(mix_lower_lr_scale=1.0)),
+     RUNG_BY_NAME["times-node"]),
+    ("PROTOCOL (scale 1)", "partial.py dial", "not > 0", _partial("scale 1 (PROTOCOL)")),
 ]
 # (row, key): summary keys, "law:" keys, or "G" / "G:ratio" (pooled from per-seed slopes)
 ROWS = [("held-out − control (final)", "reverse/heldout_minus_control/final"),
