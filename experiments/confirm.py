@@ -26,33 +26,15 @@ import numpy as np
 import toy
 from toy.config import producing_command, script_parser
 from toy.measure import SHARED_NOTE, law_record, record_values
-from toy.points import PARTIAL_STAGES, RUNG_BY_NAME
+from toy.points import CONFIRM_ALSO_READ, CONFIRM_OUT, CONFIRM_POINTS, CONFIRM_SEED, \
+    confirm_config
 from toy.plots import save_figure
 from toy.stats import DASH, fmt, fmt_g, fmt_g_ratio, fmt_study, g_summary, paired_test, \
     study_test
 from toy.sweep import is_stored, load_point, point_path, run_sweep
 
-OUT = os.path.join("results", "confirm")
+OUT, ALSO_READ, CONFIRM, POINTS = CONFIRM_OUT, CONFIRM_ALSO_READ, CONFIRM_SEED, CONFIRM_POINTS
 MD = os.path.join("results", "confirm.md")
-CONFIRM = 8  # the first of the 8 seeds on which each point is confirmed
-# Where points of other experiments are stored (the same config has the same file name).
-ALSO_READ = tuple(os.path.join("results", d) for d in ("partial", "ladder", "acquired"))
-
-
-def _partial(label: str):
-  return dict((lab, c) for pts in PARTIAL_STAGES.values() for lab, c in pts)[label]
-
-
-# (label, where it is headlined, its headline claim about held-out − control, config on
-# seeds 0-7, taken from the experiment that chose it: toy.points)
-POINTS = [
-    ("partial, scale 0", "partial.py dial", "> 0", _partial("scale 0")),
-    ("partial, scale 0.1", "partial.py dial", "> 0", _partial("scale 0.1")),
-    ("partial, scale 0, batch 128", "partial.py size", "> 0", _partial("scale 0, batch 128")),
-    ("times node (ladder), PROTOCOL phase 3", "ladder.py times-node", "> 0",
-     RUNG_BY_NAME["times-node"]),
-    ("PROTOCOL (scale 1)", "partial.py dial", "not > 0", _partial("scale 1 (PROTOCOL)")),
-]
 # (row, key): summary keys, "law:" keys, or "G" / "G:ratio" (pooled from per-seed slopes)
 ROWS = [("held-out − control (final)", "reverse/heldout_minus_control/final"),
         ("held-out − control (max over phase 3)", "reverse/heldout_minus_control/max"),
@@ -63,10 +45,6 @@ ROWS = [("held-out − control (final)", "reverse/heldout_minus_control/final"),
         ("law slope, useful", "law:slope/useful"), ("law slope, held-out", "law:slope/heldout"),
         ("G (per seed)", "G"), ("G: ratio of mean slopes [95% CI]", "G:ratio")]
 HEADLINE = "reverse/heldout_minus_control/final"
-
-
-def confirm_config(cfg):
-  return cfg.replace(seed=CONFIRM)
 
 
 def find(cfg, folders=(OUT, *ALSO_READ)) -> dict | None:

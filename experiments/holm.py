@@ -39,7 +39,7 @@ HC_FINAL, HC_MAX = "reverse/heldout_minus_control/final", "reverse/heldout_minus
 # (test, snippets of the README's or docs' prose (whitespace normalised), source, value).
 # Sources:
 # ("partial", label), ("ladder", rung), ("figures", preset, figure, label),
-# ("search", stage), ("trend", preset). Value: a record_values key (summary or "law:").
+# ("search", stage), ("trend", preset), ("confirm", label) (on seeds 8-15). Value: a record_values key (summary or "law:").
 TESTS = [
     ("scale 0 (partial preset), held-out − control, final",
      ["+0.096 ± 0.086 (8/8 seeds > 0, paired t = 3.14, p = 0.016)",
@@ -112,6 +112,16 @@ TESTS = [
      ["(final −0.136 ± 0.169, p = 0.057"], ("search", "interp"), HC_FINAL),
     ("search, interp 8 seeds: held-out − control, max over phase 3",
      ["max −0.011 ± 0.082, p = 0.72"], ("search", "interp"), HC_MAX),
+    ("confirmation (seeds 8-15): scale 0, held-out − control, final",
+     ["0 +0.031 ± 0.033 (p = 0.033, 7/8;"], ("confirm", "partial, scale 0"), HC_FINAL),
+    ("confirmation (seeds 8-15): scale 0.1, held-out − control, final",
+     ["+0.115 (p = 0.0052)"], ("confirm", "partial, scale 0.1"), HC_FINAL),
+    ("confirmation (seeds 8-15): scale 0, batch 128, held-out − control, final",
+     ["+0.384 (p = 0.00024)"], ("confirm", "partial, scale 0, batch 128"), HC_FINAL),
+    ("confirmation (seeds 8-15): times-node rung, held-out − control, final",
+     ["+1.408 (p = 1.1e-08;"], ("confirm", "times node (ladder), PROTOCOL phase 3"), HC_FINAL),
+    ("confirmation (seeds 8-15): PROTOCOL, held-out − control, final",
+     ["PROTOCOL −0.068 (p = 0.0084, not > 0)"], ("confirm", "PROTOCOL (scale 1)"), HC_FINAL),
 ]
 
 
@@ -134,6 +144,13 @@ def record(source):
       return None, f"ladder rung {source[1]} not stored"
   elif kind == "figures":
     folder, cfg = figures_point(*source[1:])
+  elif kind == "confirm":  # a headline point on the confirmation seeds 8-15
+    cfg = dict((label, c) for label, _, _, c in P.CONFIRM_POINTS).get(source[1])
+    cfg = cfg and P.confirm_config(cfg)
+    folder = cfg and next((os.path.join(ROOT, f) for f in (P.CONFIRM_OUT, *P.CONFIRM_ALSO_READ)
+                           if is_stored(os.path.join(ROOT, f), cfg)), None)
+    if cfg is not None and folder is None:
+      return None, f"confirmation point {source[1]} not stored"
   elif kind == "search":
     stage = P.SEARCH_STAGES.get(source[1])
     folder, cfg = os.path.join(ROOT, P.SEARCH_OUT), stage and stage[0]

@@ -1,5 +1,5 @@
 """The stored sweeps' points: the configs, by label, that experiments/partial.py, ladder.py,
-paper_figures.py and search_learned.py train, and the folders they store them in.
+paper_figures.py, search_learned.py and confirm.py train, and the folders they store them in.
 
 They live here rather than in the scripts so that experiments/holm.py, which recomputes the
 README's tests on these points, and the tests find a stored point without importing a script.
@@ -173,3 +173,31 @@ SEARCH_STAGES = {
     "interp": search_grid({"d_model": 64, "alphabet_size": 256, "password_len": 2},
                           {"lr": [3e-3], "ft_weight": [1.0]}, seeds=8),
 }
+
+
+# ----------------------------------------------------------------------------- confirm.py
+
+CONFIRM_OUT = os.path.join("results", "confirm")
+CONFIRM_SEED = 8  # the first of the 8 seeds on which each headline point is confirmed
+# Where the points of other experiments are stored (the same config has the same file name).
+CONFIRM_ALSO_READ = (PARTIAL_OUT, LADDER_OUT, os.path.join("results", "acquired"))
+
+
+def _partial(label: str) -> Config:
+  return dict(pt for pts in PARTIAL_STAGES.values() for pt in pts)[label]
+
+
+# (label, where it is headlined, its claim about held-out − control, config on seeds 0-7)
+CONFIRM_POINTS = [
+    ("partial, scale 0", "partial.py dial", "> 0", _partial("scale 0")),
+    ("partial, scale 0.1", "partial.py dial", "> 0", _partial("scale 0.1")),
+    ("partial, scale 0, batch 128", "partial.py size", "> 0", _partial("scale 0, batch 128")),
+    ("times node (ladder), PROTOCOL phase 3", "ladder.py times-node", "> 0",
+     RUNG_BY_NAME["times-node"]),
+    ("PROTOCOL (scale 1)", "partial.py dial", "not > 0", _partial("scale 1 (PROTOCOL)")),
+]
+
+
+def confirm_config(cfg: Config) -> Config:
+  """A headline point's config on the confirmation seeds: the same but its seed."""
+  return cfg.replace(seed=CONFIRM_SEED)
