@@ -40,6 +40,7 @@ from toy.plots import save_figure
 from toy.stats import STUDY_UPLIFT, paired_test
 from toy.engine import train_many
 from toy.io import save_run
+from toy.points import PARTIAL_OUT
 from toy.sweep import is_stored, load_point, point_id, run_sweep
 
 OUT = os.path.join("results", "acquired")
@@ -97,6 +98,15 @@ def cost_s(cfg) -> float:
   return per * (cfg.prior_episodes + 1)
 
 
+# The lever point is partial.py's scale 0 (the same config): read there, not trained again.
+ALSO_READ = (PARTIAL_OUT,)
+
+
+def stored_in(cfg, out: str) -> str | None:
+  """The folder that holds ``cfg``'s point: ``out``, else one of ALSO_READ; None if none."""
+  return next((f for f in (out, *ALSO_READ) if is_stored(f, cfg)), None)
+
+
 RUNS = os.path.join("runs", "acquired")  # trained models, for inspect_acquired.py (not committed)
 
 
@@ -133,7 +143,8 @@ def record_extras(cfg, result) -> dict:
 
 
 def measured(history: list[dict], cfg: dict) -> list[dict]:
-  return [h for h in history if h.get("episode", cfg["prior_episodes"]) == cfg["prior_episodes"]]
+  n = cfg.get("prior_episodes", 0)
+  return [h for h in history if h.get("episode", n) == n]
 
 
 def prior_law(record: dict) -> np.ndarray:
@@ -177,8 +188,8 @@ def table(labelled, columns) -> str:
   lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
   for label, r in labelled:
     c = r["config"]
-    prior = f"{c['prior_episodes']} ({c['prior_mix_lower_lr_scale']:g})" if c[
-        "prior_episodes"] else "0"
+    prior = (f"{c['prior_episodes']} ({c['prior_mix_lower_lr_scale']:g})"
+             if c.get("prior_episodes") else "0")  # points stored before the field: 0
     cells = [label, f"{c['seed']}–{c['seed'] + c['n_seeds'] - 1}", prior]
     cells += [record_cell(r, key, count_above=key.endswith("minus_control/final"))
               for _, key in columns]
@@ -236,7 +247,7 @@ def per_seed_lines(records: dict) -> list[str]:
            "held-out |", "|---|---|---|---|"]
   for stage in ("main", "confirm", "dial"):
     for label, r in records.get(stage, []):
-      if not r["config"]["prior_episodes"]:
+      if not r["config"].get("prior_episodes"):
         continue
       hc = record_values(r, "reverse/heldout_minus_control/final")
       for seed, v, (u, h) in zip([s["seed"] for s in r["summary"]], hc, prior_law(r)):
@@ -331,14 +342,15 @@ def main(argv=None):
   names = args.stage or list(STAGE_NAMES)
   for name in names if not args.plot_only else []:
     chosen = [c for label, c in all_stages[name] if not args.point or label in args.point]
+    chosen = [c for c in chosen if stored_in(c, args.out) in (None, args.out)]
     todo = [c for c in chosen if not is_stored(args.out, c)]
     print(f"stage {name}: {len(todo)} of {len(all_stages[name])} points to train, about "
           f"{sum(cost_s(c) for c in todo) / 60:.0f} min on 2 cores", flush=True)
     t0 = time.perf_counter()
     run_sweep(chosen, args.out, on_result=record_extras, train_fn=train_and_keep)
     print(f"stage {name}: {time.perf_counter() - t0:.0f} s", flush=True)
-  records = {name: [(label, load_point(args.out, c)) for label, c in pts
-                    if is_stored(args.out, c)] for name, pts in all_stages.items()}
+  records = {name: [(label, load_point(stored_in(c, args.out), c)) for label, c in pts
+                    if stored_in(c, args.out)] for name, pts in all_stages.items()}
   write(records, producing_command("experiments/acquired.py", argv), args.md)
   os.makedirs(args.figures, exist_ok=True)
   plot(records, os.path.join(args.figures, "acquired.png"))
