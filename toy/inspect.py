@@ -4,7 +4,7 @@ component, the prefix direction, activation patching and grafting, for the learn
 
 On one live model: ``run_with_cache`` (every hook, by the names in ``HOOKS``), ``attribute``
 (direct logit attribution), ``attribution_components`` and ``patch_components``. On a
-seed-stacked run (``toy.engine.RunResult``, or a run folder read back by ``load_run``, also
+seed-stacked run (``toy.io.RunResult``, or a run folder read back by ``load_run``, also
 importable from here): ``attribution``, ``component_law``, ``prefix_direction``, ``patching``,
 ``graft`` with ``upper_half``, ``episode_data`` and ``evaluate_run``. Each function's docstring
 says what it measures and how; README, "Where the flip lives", says what it showed.
@@ -19,11 +19,13 @@ import numpy as np
 
 from toy import data as D
 from toy.config import Config
-from toy.engine import RunResult, compile_key, evaluate_seeds
-from toy.engine import load_run  # noqa: F401 (toy.inspect.load_run: scripts read runs from here)
+from toy.engine import evaluate_seeds
+from toy.io import RunResult
+from toy.io import load_run  # noqa: F401 (toy.inspect.load_run: scripts read runs from here)
 from toy.model import path_names
 from toy.losses import token_logps
 from toy.phases import PREFIXES, centred_at
+from toy.setup import compile_key
 from toy.stats import slope_through_origin
 
 SETS = ("useful", "heldout", "control")
