@@ -141,8 +141,8 @@ class EngineBench:
     """The chunk's compiled program (for XLA's cost analysis and HLO text)."""
     ph = self.ph
     return E.run_chunk.lower(
-        ph.params, ph.opt_state, ph.ref, ph.ref_neg, ph.rest, ph.data, ph.tables, ph.key,
-        ph.hyper,
+        ph.params, ph.opt_state, ph.ref, ph.ref_neg, ph.state, ph.data, ph.tables, ph.key,
+        ph.hyperparams,
         jnp.int32(0), cfg=ph.cfg, graphdef=ph.graphdef, phase=ph.name, n_steps=self.n_steps,
         labels=ph.labels).compile()
 

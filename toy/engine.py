@@ -42,8 +42,8 @@ class NonFiniteLossError(FloatingPointError):
 
 @functools.partial(jax.jit, static_argnames=("cfg", "graphdef", "phase", "n_steps", "labels"),
                    donate_argnums=(0, 1))
-def run_chunk(params, opt_state, ref, ref_neg, rest, data, tables, key, hyper, start, *, cfg,
-              graphdef, phase, n_steps, labels):
+def run_chunk(params, opt_state, ref, ref_neg, state, data, tables, key, hyperparams, start, *,
+              cfg, graphdef, phase, n_steps, labels):
   """n_steps train steps of ``phase`` (scanned), then an evaluation; vmapped over seeds.
 
   Module-level and keyed by static arguments, so every chunk of a phase, and every run with
@@ -54,8 +54,8 @@ def run_chunk(params, opt_state, ref, ref_neg, rest, data, tables, key, hyper, s
   apply, n_total = apply_fn(graphdef), phase_steps(cfg, phase)
   labels = jax.tree.unflatten(jax.tree.structure(params), list(labels))  # rows: vmapped below
 
-  def one_seed(params, opt_state, ref, ref_neg, rest, data, tables, key, hyper):
-    cfg_s = cfg.replace(**hyper)  # this seed's traced hyperparameters
+  def one_seed(params, opt_state, ref, ref_neg, state, data, tables, key, hyperparams):
+    cfg_s = cfg.replace(**hyperparams)  # this seed's traced hyperparameters
     if phase == "mix":
       cfg_s = cfg_s.replace(lr=jnp.where(cfg_s.mix_lr > 0, cfg_s.mix_lr, cfg_s.lr))
     tx = make_optimizer(cfg_s, n_total, labels)
@@ -63,7 +63,7 @@ def run_chunk(params, opt_state, ref, ref_neg, rest, data, tables, key, hyper, s
     def train_step(carry, step):
       params, opt_state = carry
       grad_fn = jax.value_and_grad(phase_loss, argnums=3, has_aux=True)
-      (_, metrics), grads = grad_fn(cfg_s, apply, phase, params, ref, rest, data, tables, step,
+      (_, metrics), grads = grad_fn(cfg_s, apply, phase, params, ref, state, data, tables, step,
                                     key, ref_neg)
       updates, opt_state = tx.update(grads, opt_state, params)
       return (optax.apply_updates(params, updates), opt_state), metrics
@@ -79,24 +79,24 @@ def run_chunk(params, opt_state, ref, ref_neg, rest, data, tables, key, hyper, s
 
     (params, opt_state), metrics = jax.lax.scan(step_fn, (params, opt_state),
                                                 start + jnp.arange(n_steps))
-    evals = evaluate(cfg, apply, params, rest, data, eval_prefixes(cfg, phase))
+    evals = evaluate(cfg, apply, params, state, data, eval_prefixes(cfg, phase))
     if phase == "mix":
-      evals.update(evaluate_law(cfg, apply, params, rest, data))
+      evals.update(evaluate_law(cfg, apply, params, state, data))
     return params, opt_state, metrics, evals
 
-  return jax.vmap(one_seed)(params, opt_state, ref, ref_neg, rest, data, tables, key, hyper)
+  return jax.vmap(one_seed)(params, opt_state, ref, ref_neg, state, data, tables, key, hyperparams)
 
 
 @functools.partial(jax.jit, static_argnames=("cfg", "graphdef"))
-def reference_seeds(ref, rest, data, *, cfg, graphdef):
+def reference_seeds(ref, state, data, *, cfg, graphdef):
   """``reference_logps`` per row: the frozen reference's log-prob of every negative."""
   return jax.vmap(lambda r, s, d: reference_logps(cfg, apply_fn(graphdef), r, s, d))(
-      ref, rest, data)
+      ref, state, data)
 
 
 @functools.partial(jax.jit, static_argnames=("cfg", "graphdef"))
-def evaluate_seeds(params, rest, data, *, cfg, graphdef):
-  return jax.vmap(lambda p, r, d: evaluate(cfg, apply_fn(graphdef), p, r, d))(params, rest, data)
+def evaluate_seeds(params, state, data, *, cfg, graphdef):
+  return jax.vmap(lambda p, s, d: evaluate(cfg, apply_fn(graphdef), p, s, d))(params, state, data)
 
 
 def _check_finite(metrics: dict, phase: str, start: int, seeds: list[int]):
@@ -117,11 +117,11 @@ class Phase:
   opt_state: object
   ref: dict | None  # the frozen phase-1 model; None in phase 1, which has no DPO term
   ref_neg: jax.Array | None  # its log-prob of every negative (reference_logps), per row
-  rest: dict
+  state: dict  # the model's state that is not a parameter (Setup.state)
   data: dict
   tables: dict
   key: jax.Array  # the phase's training key per row
-  hyper: dict
+  hyperparams: dict  # the HYPER fields' values per row, traced (Setup.hyperparams)
   labels: tuple  # the freezing labels' leaves, hashable: run_chunk is compiled per labels
   n_total: int
   cfg: Config  # compile_key(config): run_chunk's static config
@@ -132,8 +132,8 @@ class Phase:
     """Steps start .. start + n_steps - 1, then an evaluation: (metrics, evals). The state
     moves on; its previous buffers are donated to the program."""
     self.params, self.opt_state, metrics, evals = run_chunk(
-        self.params, self.opt_state, self.ref, self.ref_neg, self.rest, self.data, self.tables,
-        self.key, self.hyper, jnp.int32(start), cfg=self.cfg, graphdef=self.graphdef,
+        self.params, self.opt_state, self.ref, self.ref_neg, self.state, self.data, self.tables,
+        self.key, self.hyperparams, jnp.int32(start), cfg=self.cfg, graphdef=self.graphdef,
         phase=self.name, n_steps=n_steps, labels=self.labels)
     return metrics, evals
 
@@ -168,10 +168,10 @@ def start_phase(st: Setup, cfg: Config, phase: str, params, ref=None, rows=None,
   ref_neg = None if ref is None else reference_seeds(ref, state, data, cfg=compile_key(cfg),
                                                      graphdef=st.graphdef)
   ph = Phase(phase, params, opt_state, ref, ref_neg, state, data, take(ep.tables), key,
-             take(ep.hyper), tuple(jax.tree.leaves(labels)), n_total, compile_key(cfg),
+             take(ep.hyperparams), tuple(jax.tree.leaves(labels)), n_total, compile_key(cfg),
              st.graphdef, st.seeds if rows is None else [st.seeds[i] for i in rows])
-  return place_fields(ph, ("params", "opt_state", "ref", "ref_neg", "rest", "data", "tables",
-                           "key", "hyper"), mesh)
+  return place_fields(ph, ("params", "opt_state", "ref", "ref_neg", "state", "data", "tables",
+                           "key", "hyperparams"), mesh)
 
 
 def phase_state(cfg: Config, phase: str, make_model: Callable = build_model,

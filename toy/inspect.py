@@ -411,6 +411,6 @@ def episode_data(cfg: Config, episode: int | None = None) -> dict:
 def evaluate_run(result) -> dict:
   """{"eval/{prefix}/{set}": S}: ``toy.phases.evaluate`` of every seed on ``result.data``,
   mean per-token log-likelihood under both prefixes."""
-  out = evaluate_seeds(result.params, result.rest, result.data, cfg=compile_key(result.cfg),
+  out = evaluate_seeds(result.params, result.state, result.data, cfg=compile_key(result.cfg),
                        graphdef=result.graphdef)
   return {k: np.asarray(v) for k, v in out.items()}

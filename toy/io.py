@@ -34,7 +34,7 @@ class RunResult:
   summary: list[dict]  # one dict per seed
   graphdef: object
   params: dict
-  rest: dict
+  state: dict  # the model's state that is not a parameter (toy.setup.Setup.state)
   data: dict
   apply: Callable
   run_dir: str | None
@@ -42,12 +42,12 @@ class RunResult:
 
   def seed_slice(self, i: int):
     take = lambda tree: jax.tree.map(lambda x: x[i], tree)
-    return take(self.params), take(self.rest), take(self.data)
+    return take(self.params), take(self.state), take(self.data)
 
   def model(self, i: int = 0) -> nnx.Module:
     """The trained model of seed index ``i`` as a live nnx module (for inspection)."""
-    params, rest, _ = self.seed_slice(i)
-    return nnx.merge(self.graphdef, params, rest)
+    params, state, _ = self.seed_slice(i)
+    return nnx.merge(self.graphdef, params, state)
 
 
 def history_rows(seeds, config_of_row, episode, phase, step, global_step, metrics, evals, *,
@@ -96,7 +96,7 @@ def save_run(result: RunResult) -> str:
             for p, v in jax.tree_util.tree_flatten_with_path(result.params)[0]}
     np.savez(os.path.join(tmp, "params.npz"), **flat)
     tables = {param_key(p): np.asarray(v)
-              for p, v in jax.tree_util.tree_flatten_with_path(result.rest)[0]}
+              for p, v in jax.tree_util.tree_flatten_with_path(result.state)[0]}
     if tables:
       np.savez(os.path.join(tmp, "tables.npz"), **tables)
     if os.path.exists(final):
@@ -121,17 +121,17 @@ def load_run(run_dir: str) -> RunResult:
   with open(os.path.join(run_dir, "config.json")) as f:
     cfg = validate(Config(**json.load(f)))
   st = setup([cfg.replace(toy_weights="")])
-  graphdef, rest, data = st.graphdef, st.state, st.data
+  graphdef, state, data = st.graphdef, st.state, st.data
   params = fill_from_npz(st.params, os.path.join(run_dir, "params.npz"), run_dir)
   if os.path.exists(os.path.join(run_dir, "tables.npz")):
-    rest = fill_from_npz(rest, os.path.join(run_dir, "tables.npz"), run_dir)
+    state = fill_from_npz(state, os.path.join(run_dir, "tables.npz"), run_dir)
   history, summary = [], []
   if os.path.exists(os.path.join(run_dir, "metrics.csv")):
     history = read_history(os.path.join(run_dir, "metrics.csv"))
   if os.path.exists(os.path.join(run_dir, "summary.json")):
     with open(os.path.join(run_dir, "summary.json")) as f:
       summary = json.load(f)
-  return RunResult(cfg, history, summary, graphdef, params, rest, data, apply_fn(graphdef),
+  return RunResult(cfg, history, summary, graphdef, params, state, data, apply_fn(graphdef),
                    run_dir)
 
 

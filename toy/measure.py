@@ -34,12 +34,12 @@ def target_logits(result) -> dict:
   cfg, apply = result.cfg, result.apply
   names = [(s, w) for s in LAW_SETS for w in LAW_PREFIXES]
 
-  def one_seed(params, rest, data):
-    return centred_target_logits(cfg, apply, params, rest, [data[s] for s, _ in names],
+  def one_seed(params, state, data):
+    return centred_target_logits(cfg, apply, params, state, [data[s] for s, _ in names],
                                  [w for _, w in names])
 
   data = {s: result.data[s] for s in LAW_SETS}
-  out = jax.jit(jax.vmap(one_seed))(result.params, result.rest, data)
+  out = jax.jit(jax.vmap(one_seed))(result.params, result.state, data)
   return {name: np.asarray(v) for name, v in zip(names, out)}
 
 
@@ -93,12 +93,12 @@ def token_target_logits(result, sets=FLIP_SETS) -> dict:
   cfg, apply = result.cfg, result.apply
   names = [(s, w) for s in sets for w in LAW_PREFIXES]
 
-  def one_seed(params, rest, data):
+  def one_seed(params, state, data):
     pws = [data[s] for s, _ in names]
-    return split_rows(centred_token_logits(cfg, apply, params, rest, pws,
+    return split_rows(centred_token_logits(cfg, apply, params, state, pws,
                                            [w for _, w in names]), pws)
 
-  out = jax.jit(jax.vmap(one_seed))(result.params, result.rest, {s: result.data[s] for s in sets})
+  out = jax.jit(jax.vmap(one_seed))(result.params, result.state, {s: result.data[s] for s in sets})
   return {name: np.asarray(v) for name, v in zip(names, out)}
 
 
@@ -138,12 +138,12 @@ def above_chance_values(result) -> dict:
   cfg, apply = result.cfg, result.apply
   names = [(s, w) for s in FLIP_SETS for w in (D.REVERSE,)]
 
-  def one_seed(params, rest, data):
+  def one_seed(params, state, data):
     pws = [data[s] for s, _ in names]
-    logp = password_token_logps(cfg, apply, params, rest, pws, [w for _, w in names])
+    logp = password_token_logps(cfg, apply, params, state, pws, [w for _, w in names])
     return split_rows(logp.mean(-1), pws)
 
-  out = jax.jit(jax.vmap(one_seed))(result.params, result.rest,
+  out = jax.jit(jax.vmap(one_seed))(result.params, result.state,
                                     {s: result.data[s] for s in FLIP_SETS})
   return {f"above_chance/{s}": (np.asarray(v) > cfg.chance).mean(-1)
           for (s, _), v in zip(names, out)}

@@ -61,8 +61,8 @@ def build_model(cfg: Config, data: dict, rngs: nnx.Rngs) -> nnx.Module:
 
 
 def apply_fn(graphdef):
-  """``apply(params, rest, tokens_BxT)``: the model of ``graphdef`` on pure-dict state."""
-  return lambda params, rest, tokens_BxT: nnx.merge(graphdef, params, rest)(tokens_BxT)
+  """``apply(params, state, tokens_BxT)``: the model of ``graphdef`` on pure-dict state."""
+  return lambda params, state, tokens_BxT: nnx.merge(graphdef, params, state)(tokens_BxT)
 
 
 @dataclasses.dataclass
@@ -72,7 +72,7 @@ class Episode:
   data: dict
   tables: dict
   k_train: jax.Array
-  hyper: dict
+  hyperparams: dict
 
 
 @dataclasses.dataclass
@@ -80,7 +80,7 @@ class Setup:
   """What ``train_many`` builds before phase 1; every array has a leading row axis S.
 
   ``episodes`` holds the prior episodes, then the measured one, whose arrays are also
-  ``data``, ``tables``, ``k_train`` and ``hyper``.
+  ``data``, ``tables``, ``k_train`` and ``hyperparams``.
   """
   seeds: list[int]
   config_of_row: list[int]  # config index of each row
@@ -89,9 +89,11 @@ class Setup:
   k_train: jax.Array
   graphdef: object
   params: dict
-  state: dict  # the model's non-trained state (nnx.split's "rest": tables, constants)
+  # the model's state that is not a parameter (nnx.split's remainder: the toy's trie and
+  # gate code, a checkpoint's token ids); no phase trains it
+  state: dict
   model0: nnx.Module  # row 0's model, for the freezing labels
-  hyper: dict
+  hyperparams: dict  # {HYPER field: its value per row}, entering the programs traced
   episodes: list[Episode] = dataclasses.field(default_factory=list)
 
 
@@ -102,9 +104,9 @@ def _episode(cfg: Config, seeds: list[int], row_cfgs: list[Config], episode: int
   tables = jax.vmap(lambda k: D.make_tables(cfg, k))(k_tables)
   scale = (lambda c: c.mix_lower_lr_scale) if episode is None else (
       lambda c: c.prior_mix_lower_lr_scale)
-  hyper = {k: jnp.asarray([scale(c) if k == "mix_lower_lr_scale" else getattr(c, k)
-                           for c in row_cfgs], jnp.float32) for k in HYPER}
-  return Episode(data, tables, k_train, hyper)
+  hyperparams = {k: jnp.asarray([scale(c) if k == "mix_lower_lr_scale" else getattr(c, k)
+                                 for c in row_cfgs], jnp.float32) for k in HYPER}
+  return Episode(data, tables, k_train, hyperparams)
 
 
 def setup(cfgs: list[Config], make_model: Callable = build_model) -> Setup:
@@ -122,17 +124,17 @@ def setup(cfgs: list[Config], make_model: Callable = build_model) -> Setup:
   k_init = D.seed_keys(seeds)[1]
   episodes = [_episode(cfg, seeds, row_cfgs, e) for e in range(cfg.prior_episodes)]
   episodes.append(_episode(cfg, seeds, row_cfgs, None))
-  states, models = [], []
+  per_row, models = [], []
   for i, row_cfg in enumerate(row_cfgs):
     row_data = {k: np.asarray(v[i]) for k, v in episodes[-1].data.items()}
     if cfg.prior_episodes:
       row_data["prior_negatives"] = np.concatenate(
           [np.asarray(ep.data[s][i]) for ep in episodes[:-1] for s in ("useful", "heldout")])
     model = make_model(row_cfg, row_data, nnx.Rngs(k_init[i]))
-    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
-    states.append((nnx.to_pure_dict(params), nnx.to_pure_dict(rest)))
+    graphdef, params, state = nnx.split(model, nnx.Param, ...)
+    per_row.append((nnx.to_pure_dict(params), nnx.to_pure_dict(state)))
     models.append(model)
-  params, state = jax.tree.map(lambda *xs: jnp.stack(xs), *states)
+  params, state = jax.tree.map(lambda *xs: jnp.stack(xs), *per_row)
   measured = episodes[-1]
   return Setup(seeds, config_of_row, measured.data, measured.tables, measured.k_train, graphdef,
-               params, state, models[0], measured.hyper, episodes)
+               params, state, models[0], measured.hyperparams, episodes)
