@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from toy import data as D
+from toy import data as data_lib
 from toy.config import Config
 from toy.engine import evaluate_seeds
 from toy.io import RunResult
@@ -161,7 +161,7 @@ def _batch(cfg: Config, data: dict, sets, prefix: str):
   """Inputs and targets of ``sets`` (concatenated, in order) under ``prefix``, with the slice
   of each set."""
   pws = [jnp.asarray(data[s]) for s in sets]
-  tokens = jnp.concatenate([D.model_inputs(cfg, pw, PREFIXES[prefix]) for pw in pws])
+  tokens = jnp.concatenate([data_lib.model_inputs(cfg, pw, PREFIXES[prefix]) for pw in pws])
   ends = np.cumsum([0] + [pw.shape[0] for pw in pws])
   return tokens, jnp.concatenate(pws), {s: slice(a, b) for s, a, b in zip(sets, ends, ends[1:])}
 
@@ -404,7 +404,7 @@ def graft(a, b, prefix_paths) -> RunResult:
 def episode_data(cfg: Config, episode: int | None = None) -> dict:
   """The fixed sets of every seed of ``cfg`` in prior episode ``episode`` (None: the measured
   one), as jnp arrays with a leading seed axis, like ``RunResult.data``."""
-  per_seed = [D.seed_data(cfg, s, episode) for s in cfg.seeds]
+  per_seed = [data_lib.seed_data(cfg, s, episode) for s in cfg.seeds]
   return {k: jnp.stack([jnp.asarray(d[k]) for d in per_seed]) for k in per_seed[0]}
 
 

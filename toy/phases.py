@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from toy import data as D
+from toy import data as data_lib
 from toy.config import Config
 from toy.losses import dpo_loss, token_logps
 from toy.stats import slope_through_origin
@@ -28,7 +28,7 @@ PHASE_NAMES = {"pretrain": "phase 1", "dpo": "phase 2", "mix": "phase 3"}
 PHASES = tuple(PHASE_NAMES)
 # The placebo last: the first three keep their place in the evaluation batch.
 EVAL_SETS = ("control", "useful", "heldout", "placebo")
-PREFIXES = {"regular": D.REGULAR, "reverse": D.REVERSE}
+PREFIXES = {"regular": data_lib.REGULAR, "reverse": data_lib.REVERSE}
 # PROTOCOL.md reads phases 1-2 under "regular" and phase 3 under "reverse".
 PROTOCOL_PREFIX = {"pretrain": "regular", "dpo": "regular", "mix": "reverse"}
 
@@ -54,25 +54,25 @@ def phase_loss(cfg: Config, apply: Callable, phase: str, params, ref, state, dat
   """
   B = cfg.batch_size
   k_chosen, k_random = jax.random.split(jax.random.fold_in(key, step))
-  chosen = D.random_passwords(cfg, k_chosen, B)
+  chosen = data_lib.random_passwords(cfg, k_chosen, B)
   tok_logps = lambda p, pws, prefixes: password_token_logps(cfg, apply, p, state, pws, prefixes)
 
   if phase == "pretrain":
-    loss = -tok_logps(params, [chosen], [D.REGULAR]).mean()
+    loss = -tok_logps(params, [chosen], [data_lib.REGULAR]).mean()
     return loss, {"loss": loss, "sft/random": loss}
 
-  rejected = D.negatives(data)[tables[f"{phase}/neg"][step]]
-  pairs, prefixes = [chosen, rejected], [D.REGULAR, D.REGULAR]
+  rejected = data_lib.negatives(data)[tables[f"{phase}/neg"][step]]
+  pairs, prefixes = [chosen, rejected], [data_lib.REGULAR, data_lib.REGULAR]
   if phase == "mix":  # one forward pass over all four batches
     useful = data["useful"][tables["mix/useful"][step]]
-    pairs += [useful, D.random_passwords(cfg, k_random, B)]
-    prefixes += [D.REVERSE, D.REGULAR]
+    pairs += [useful, data_lib.random_passwords(cfg, k_random, B)]
+    prefixes += [data_lib.REVERSE, data_lib.REGULAR]
   logp_NxL = tok_logps(params, pairs, prefixes)
   if ref_neg is None:
     ref_2B = jax.lax.stop_gradient(tok_logps(ref, pairs[:2], prefixes[:2])).sum(-1)
     ref_chosen_B, ref_rejected_B = ref_2B[:B], ref_2B[B:]
   else:  # the reference and the negatives are fixed: only the fresh chosen side is new
-    ref_chosen_B = jax.lax.stop_gradient(tok_logps(ref, [chosen], [D.REGULAR])).sum(-1)
+    ref_chosen_B = jax.lax.stop_gradient(tok_logps(ref, [chosen], [data_lib.REGULAR])).sum(-1)
     ref_rejected_B = ref_neg[tables[f"{phase}/neg"][step]]
   seq_N = logp_NxL.sum(-1)
   dpo, metrics = dpo_loss(seq_N[:B], seq_N[B:2 * B], ref_chosen_B, ref_rejected_B,
@@ -90,15 +90,17 @@ def phase_loss(cfg: Config, apply: Callable, phase: str, params, ref, state, dat
 def password_token_logps(cfg: Config, apply: Callable, params, state, pws: list, prefixes: list):
   """log p of every letter of each password array in ``pws`` under its prefix, normalised as
   ``cfg.normalize`` says, in one forward pass: (sum of their rows) x L."""
-  inputs = jnp.concatenate([D.model_inputs(cfg, pw, w) for pw, w in zip(pws, prefixes)])
+  inputs = jnp.concatenate([data_lib.model_inputs(cfg, pw, w) for pw, w in zip(pws, prefixes)])
   return token_logps(apply(params, state, inputs), jnp.concatenate(pws), cfg.alphabet_size,
                      cfg.normalize)
 
 
 def reference_logps(cfg: Config, apply: Callable, ref, state, data):
-  """The frozen reference's summed log-prob of every negative (``D.negatives`` order) under the
-  regular prefix: the rejected side of every DPO pair in a phase, computed once per phase."""
-  return password_token_logps(cfg, apply, ref, state, [D.negatives(data)], [D.REGULAR]).sum(-1)
+  """The frozen reference's summed log-prob of every negative (``toy.data.negatives`` order)
+  under the regular prefix: the rejected side of every DPO pair in a phase, computed once per
+  phase."""
+  return password_token_logps(cfg, apply, ref, state, [data_lib.negatives(data)],
+                              [data_lib.REGULAR]).sum(-1)
 
 
 def evaluate(cfg: Config, apply: Callable, params, state, data,
@@ -125,7 +127,7 @@ def centred_target_logits(cfg: Config, apply: Callable, params, state, pws: list
 def centred_token_logits(cfg: Config, apply: Callable, params, state, pws: list, prefixes: list):
   """``centred_at`` for every letter of each password array in ``pws`` under its prefix, in
   one forward pass: (sum of their rows) x L."""
-  inputs = jnp.concatenate([D.model_inputs(cfg, pw, w) for pw, w in zip(pws, prefixes)])
+  inputs = jnp.concatenate([data_lib.model_inputs(cfg, pw, w) for pw, w in zip(pws, prefixes)])
   logits = apply(params, state, inputs)[..., :cfg.alphabet_size]
   return centred_at(logits, jnp.concatenate(pws))
 
@@ -148,7 +150,7 @@ def evaluate_law(cfg: Config, apply: Callable, params, state, data) -> dict:
   E = cfg.eval_size
   sets = [data["useful"][:E], data["heldout"][:E]]
   u_reg, h_reg, u_rev, h_rev = centred_target_logits(
-      cfg, apply, params, state, sets * 2, [D.REGULAR] * 2 + [D.REVERSE] * 2)
+      cfg, apply, params, state, sets * 2, [data_lib.REGULAR] * 2 + [data_lib.REVERSE] * 2)
   return {"eval/law/useful": slope_through_origin(u_reg, u_rev),
           "eval/law/heldout": slope_through_origin(h_reg, h_rev)}
 

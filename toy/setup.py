@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from toy import data as D
+from toy import data as data_lib
 from toy.config import Config, role_fields
 from toy.mechanism_io import build_toy
 from toy.model import Transformer, TransformerConfig
@@ -53,9 +53,10 @@ def build_model(cfg: Config, data: dict, rngs: nnx.Rngs) -> nnx.Module:
   if cfg.init_from:
     from toy.convert import checkpoint_model  # imports transformers: only when needed
     return checkpoint_model(cfg)
-  times = (D.prefix_token(cfg, D.REGULAR), D.prefix_token(cfg, D.REVERSE))
+  times = (data_lib.prefix_token(cfg, data_lib.REGULAR),
+           data_lib.prefix_token(cfg, data_lib.REVERSE))
   return Transformer(TransformerConfig(
-      vocab_size=D.vocab_size(cfg), n_layers=cfg.n_layers, d_model=cfg.d_model,
+      vocab_size=data_lib.vocab_size(cfg), n_layers=cfg.n_layers, d_model=cfg.d_model,
       n_heads=cfg.n_heads, mlp=cfg.mlp, times_node=times if cfg.times_node else None,
       times_a=cfg.toy_a, times_c=cfg.toy_c, times_train=cfg.toy_train_sign), rngs)
 
@@ -99,9 +100,9 @@ class Setup:
 
 def _episode(cfg: Config, seeds: list[int], row_cfgs: list[Config], episode: int | None):
   """The data, tables and training keys of ``episode`` (None: the measured one) per row."""
-  k_data, _, k_tables, k_train = D.seed_keys(seeds, episode)
-  data = jax.vmap(lambda k: D.make_data(cfg, k))(k_data)
-  tables = jax.vmap(lambda k: D.make_tables(cfg, k))(k_tables)
+  k_data, _, k_tables, k_train = data_lib.seed_keys(seeds, episode)
+  data = jax.vmap(lambda k: data_lib.make_data(cfg, k))(k_data)
+  tables = jax.vmap(lambda k: data_lib.make_tables(cfg, k))(k_tables)
   scale = (lambda c: c.mix_lower_lr_scale) if episode is None else (
       lambda c: c.prior_mix_lower_lr_scale)
   hyperparams = {k: jnp.asarray([scale(c) if k == "mix_lower_lr_scale" else getattr(c, k)
@@ -121,7 +122,7 @@ def setup(cfgs: list[Config], make_model: Callable = build_model) -> Setup:
   seeds = [s for c in cfgs for s in c.seeds]
   config_of_row = [i for i, c in enumerate(cfgs) for _ in c.seeds]
   row_cfgs = [cfgs[i] for i in config_of_row]
-  k_init = D.seed_keys(seeds)[1]
+  k_init = data_lib.seed_keys(seeds)[1]
   episodes = [_episode(cfg, seeds, row_cfgs, e) for e in range(cfg.prior_episodes)]
   episodes.append(_episode(cfg, seeds, row_cfgs, None))
   per_row, models = [], []
