@@ -40,7 +40,7 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 import toy  # noqa: E402
-from toy import data as D  # noqa: E402
+from toy import data as data_lib  # noqa: E402
 from toy import engine as E  # noqa: E402
 from toy.config import make_config  # noqa: E402
 from toy.phases import PHASE_NAMES, PHASES, PREFIXES, eval_prefixes, phase_steps  # noqa: E402
@@ -69,7 +69,7 @@ def step_flops(cfg, phase: str, batch_size: int | None = None) -> dict:
   O(T*D^2)); and the evaluation that ends every engine chunk (amortised over its steps).
   """
   B = batch_size or cfg.batch_size
-  T, Dm, L, V = cfg.password_len, cfg.d_model, cfg.n_layers, D.vocab_size(cfg)
+  T, Dm, L, V = cfg.password_len, cfg.d_model, cfg.n_layers, data_lib.vocab_size(cfg)
   F = 4 * Dm
   lin = 2 * T * (3 * Dm * Dm + Dm * Dm + 2 * Dm * F)
   att = 2 * 2 * T * T * Dm
@@ -141,8 +141,8 @@ class EngineBench:
     """The chunk's compiled program (for XLA's cost analysis and HLO text)."""
     ph = self.ph
     return E.run_chunk.lower(
-        ph.params, ph.opt_state, ph.ref, ph.ref_neg, ph.rest, ph.data, ph.tables, ph.key,
-        ph.hyper,
+        ph.params, ph.opt_state, ph.ref, ph.ref_neg, ph.state, ph.data, ph.tables, ph.key,
+        ph.hyperparams,
         jnp.int32(0), cfg=ph.cfg, graphdef=ph.graphdef, phase=ph.name, n_steps=self.n_steps,
         labels=ph.labels).compile()
 
@@ -173,7 +173,8 @@ def torch_phase_loss(policy, ref, phase, chosen, rejected, useful, random_pw, cf
   import torch
   import torch.nn.functional as Fnn
   A, B = cfg.alphabet_size, chosen.shape[0]
-  reg, rev = D.prefix_token(cfg, D.REGULAR), D.prefix_token(cfg, D.REVERSE)
+  reg = data_lib.prefix_token(cfg, data_lib.REGULAR)
+  rev = data_lib.prefix_token(cfg, data_lib.REVERSE)
   if phase == "pretrain":
     pre = torch.full((B,), reg, dtype=torch.long)
     return -torch_dpo_logps(policy, chosen, pre, A).mean()
@@ -197,7 +198,7 @@ def torch_phase_loss(policy, ref, phase, chosen, rejected, useful, random_pw, cf
 
 def hf_config_for(cfg, attn: str = "sdpa"):
   from transformers import GPTNeoXConfig
-  hf = GPTNeoXConfig(vocab_size=D.vocab_size(cfg), hidden_size=cfg.d_model,
+  hf = GPTNeoXConfig(vocab_size=data_lib.vocab_size(cfg), hidden_size=cfg.d_model,
                      num_hidden_layers=cfg.n_layers, num_attention_heads=cfg.n_heads,
                      intermediate_size=4 * cfg.d_model, rotary_pct=0.25,
                      use_parallel_residual=True, hidden_act="gelu", hidden_dropout=0.0,
@@ -309,7 +310,7 @@ class TorchRun:
     torch, cfg = self.torch, self.cfg
     names = [(p, s) for p in prefixes for s in self.sets]
     pw = torch.cat([self.sets[s] for _, s in names])
-    pre = torch.cat([torch.full((self.sets[s].shape[0],), D.prefix_token(cfg, PREFIXES[p]),
+    pre = torch.cat([torch.full((self.sets[s].shape[0],), data_lib.prefix_token(cfg, PREFIXES[p]),
                                 dtype=torch.long) for p, s in names])
     self.policy.eval()
     with torch.no_grad():
@@ -673,7 +674,8 @@ def main(argv=None):
   t_start = time.perf_counter()
   print(f"machine: {machine_line()}; load average before: {load_before}", flush=True)
   print(f"preset {cfg.preset}: layers {cfg.n_layers}, width {cfg.d_model}, heads {cfg.n_heads}, "
-        f"batch {cfg.batch_size}, T {cfg.password_len}, vocab {D.vocab_size(cfg)}", flush=True)
+        f"batch {cfg.batch_size}, T {cfg.password_len}, vocab {data_lib.vocab_size(cfg)}",
+        flush=True)
   if "torch" not in skip:
     import torch
     torch.set_num_threads(args.threads)

@@ -34,7 +34,7 @@ def time_paper_dpo_step(repeats: int) -> dict:
   t0 = time.perf_counter()
   jax.block_until_ready(ph.run(0, 1))
   compile_s = time.perf_counter() - t0
-  evaluate = lambda p: E.evaluate_seeds(p, ph.rest, ph.data, cfg=ph.cfg, graphdef=ph.graphdef)
+  evaluate = lambda p: E.evaluate_seeds(p, ph.state, ph.data, cfg=ph.cfg, graphdef=ph.graphdef)
   jax.block_until_ready(evaluate(ph.params))  # compile outside the timed loop
   steps, evals = [], []
   for i in range(repeats):

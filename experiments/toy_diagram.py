@@ -27,9 +27,9 @@ from toy.plots import draw_mechanism, gate_label
 
 
 def evaluate_one(cfg, model, data) -> dict:
-  graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+  graphdef, params, state = nnx.split(model, nnx.Param, ...)
   stack = lambda tree: jax.tree.map(lambda x: np.asarray(x)[None], tree)
-  evals = evaluate_seeds(stack(nnx.to_pure_dict(params)), stack(nnx.to_pure_dict(rest)),
+  evals = evaluate_seeds(stack(nnx.to_pure_dict(params)), stack(nnx.to_pure_dict(state)),
                          stack(data), cfg=cfg, graphdef=graphdef)
   return {k: float(v[0]) for k, v in evals.items()}
 

@@ -313,10 +313,10 @@ def test_a_run_folder_keeps_the_code_it_ran_with(tmp_path):
   (tables.npz) and load_run reads it back instead of redrawing."""
   result = _stacked_gates(toy_gates=4, toy_gate_mix=2)
   result.cfg = result.cfg.replace(out_dir=str(tmp_path))
-  edited = np.zeros_like(np.asarray(result.rest["times"]["gates"]))
+  edited = np.zeros_like(np.asarray(result.state["times"]["gates"]))
   edited[:, 1] = 3
-  result.rest = {**result.rest, "times": {**result.rest["times"], "gates": jnp.asarray(edited)}}
+  result.state = {**result.state, "times": {**result.state["times"], "gates": jnp.asarray(edited)}}
   loaded = I.load_run(save_run(result))
-  np.testing.assert_array_equal(np.asarray(loaded.rest["times"]["gates"]), edited)
+  np.testing.assert_array_equal(np.asarray(loaded.state["times"]["gates"]), edited)
   np.testing.assert_array_equal(np.asarray(loaded.params["memory"]["values"]),
                                 np.asarray(result.params["memory"]["values"]))

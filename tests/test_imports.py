@@ -14,9 +14,9 @@ FLOORS = (
     ("toy.model", "toy.hf_params", "toy.convert", "toy.mechanism", "toy.mechanism_io"),
     # the scripts' command line: flags -> a config, its checkpoint folder checked
     ("toy.cli",),
-    # what a phase does and how it is measured; the files a run writes and reads back
-    # (below the engine: train_many(save=True) writes the run folder)
-    ("toy.phases", "toy.optim", "toy.measure", "toy.io"),
+    # what a run starts from, what a phase does and how it is measured; the files a run
+    # writes and reads back (below the engine: train_many(save=True) writes the run folder)
+    ("toy.setup", "toy.phases", "toy.optim", "toy.measure", "toy.io"),
     ("toy.engine",),
     # sweeps, the stored sweeps' points and the columns of toy_vs_learned.py
     ("toy.sweep", "toy.points", "toy.columns"),
@@ -102,7 +102,7 @@ def test_the_imports_have_no_circle():
 
 def test_the_parser_sees_imports_inside_functions():
   graph = _graph()
-  assert "toy.convert" in graph["toy.engine"]  # build_model imports it where it is needed
+  assert "toy.convert" in graph["toy.setup"]  # build_model imports it where it is needed
   assert "toy.mechanism" in graph["toy.plots"]  # draw_mechanism imports it where it is needed
 
 

@@ -262,7 +262,7 @@ def test_end_to_end_at_tiny_loads_the_saved_runs(tmp_path):
   # the loaded parameters are the trained ones: they reproduce the run's last evaluation
   for r in runs.values():
     assert r.cfg.seeds == [0, 1] and r.run_dir.startswith(str(runs_dir))
-    evals = evaluate_seeds(r.params, r.rest, r.data, cfg=r.cfg, graphdef=r.graphdef)
+    evals = evaluate_seeds(r.params, r.state, r.data, cfg=r.cfg, graphdef=r.graphdef)
     last = [row for row in r.history if row["phase"] == "mix"][-2:]
     for i, row in enumerate(last):
       for s in ("control", "useful", "heldout"):

@@ -40,10 +40,10 @@ def test_position_law_values_slope_per_group():
 
 
 def _result(cfg, model, data):
-  graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+  graphdef, params, state = nnx.split(model, nnx.Param, ...)
   stack = lambda tree: jax.tree.map(lambda v: np.asarray(v)[None], nnx.to_pure_dict(tree))
   return types.SimpleNamespace(cfg=cfg, apply=apply_fn(graphdef), params=stack(params),
-                               rest=stack(rest), data={k: v[None] for k, v in data.items()})
+                               state=stack(state), data={k: v[None] for k, v in data.items()})
 
 
 def test_position_law_of_a_hand_built_per_row_toy():

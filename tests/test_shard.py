@@ -36,8 +36,8 @@ calls = []
 
 def record(chunk):
   ph = chunk.state  # its arrays are the next chunk's inputs, laid out as they enter it
-  leaves = jax.tree.leaves([ph.params, ph.opt_state, ph.ref, ph.ref_neg, ph.rest, ph.data,
-                            ph.tables, ph.key, ph.hyper])  # every row array of the phase
+  leaves = jax.tree.leaves([ph.params, ph.opt_state, ph.ref, ph.ref_neg, ph.state, ph.data,
+                            ph.tables, ph.key, ph.hyperparams])  # every row array of the phase
   calls.append({{
       "n_rows": int(leaves[0].shape[0]),
       "specs": sorted({{tuple(x.sharding.spec) for x in leaves}}),

@@ -26,10 +26,10 @@ def _toy_result(a, c, gain=0.0, seed=0):
   model = build_toy(cfg, data)
   rng = np.random.default_rng(seed)
   model.memory.values[...] = rng.normal(size=model.memory.values[...].shape)
-  graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+  graphdef, params, state = nnx.split(model, nnx.Param, ...)
   stack = lambda tree: jax.tree.map(lambda x: np.asarray(x)[None], nnx.to_pure_dict(tree))
   return types.SimpleNamespace(cfg=cfg, apply=apply_fn(graphdef), params=stack(params),
-                               rest=stack(rest), data={k: v[None] for k, v in data.items()})
+                               state=stack(state), data={k: v[None] for k, v in data.items()})
 
 
 @pytest.mark.parametrize("a, c, gain", [(1.0, 0.0, 0.0), (1.0, 3.0, 0.0), (0.5, 2.0, 0.7)])

@@ -4,8 +4,8 @@ Every field can be set from the command line as ``--field value``; a preset fill
 (``toy.cli`` turns the flags into a config). Pure: no file is read here.
 ``validate`` runs before any training and names the field and its allowed range on failure.
 A field's role in where runs go and how sweeps name them is declared once, in its metadata
-(``ROLES``); the engine's own field lists (``toy.engine.HYPER``, ``toy.engine.PHASE3_ONLY``)
-live with the engine.
+(``ROLES``); the engine's own field lists (``toy.setup.HYPER``, ``toy.setup.PHASE3_ONLY``)
+live with the engine's setup.
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from typing import Any
 
 # A field's roles, declared once in its metadata and read back by ``role_fields``:
 ROLES = {
-    "host": "never reaches a compiled program (the value is what toy.engine.compile_key "
+    "host": "never reaches a compiled program (the value is what toy.setup.compile_key "
             "blanks it to)",
     "not_identity": "where a run is written, not what it is: left out of a sweep point's hash",
     "hash_default": "added after points were stored: left out of a sweep point's hash at its "

@@ -10,7 +10,7 @@ the vocabulary), so the engine's losses and metrics apply unchanged.
 
 From the command line, ``--init_from FOLDER`` (Config.init_from) does all of this:
 ``toy.cli`` checks the folder and reads its network shape (``resolve_init_from``) before any
-work, and ``toy.engine.build_model`` builds ``checkpoint_model(cfg)`` for every seed, the
+work, and ``toy.setup.build_model`` builds ``checkpoint_model(cfg)`` for every seed, the
 letters and prefixes mapped through the folder's own tokenizer (``task_token_ids``). README,
 "Running the study on a Pythia checkpoint"; checked on tiny random checkpoints only
 (tests/test_init_from.py).

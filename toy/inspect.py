@@ -4,7 +4,7 @@ component, the prefix direction, activation patching and grafting, for the learn
 
 On one live model: ``run_with_cache`` (every hook, by the names in ``HOOKS``), ``attribute``
 (direct logit attribution), ``attribution_components`` and ``patch_components``. On a
-seed-stacked run (``toy.engine.RunResult``, or a run folder read back by ``load_run``, also
+seed-stacked run (``toy.io.RunResult``, or a run folder read back by ``load_run``, also
 importable from here): ``attribution``, ``component_law``, ``prefix_direction``, ``patching``,
 ``graft`` with ``upper_half``, ``episode_data`` and ``evaluate_run``. Each function's docstring
 says what it measures and how; README, "Where the flip lives", says what it showed.
@@ -17,13 +17,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from toy import data as D
+from toy import data as data_lib
 from toy.config import Config
-from toy.engine import RunResult, compile_key, evaluate_seeds
-from toy.engine import load_run  # noqa: F401 (toy.inspect.load_run: scripts read runs from here)
+from toy.engine import evaluate_seeds
+from toy.io import RunResult
+from toy.io import load_run  # noqa: F401 (toy.inspect.load_run: scripts read runs from here)
 from toy.model import path_names
 from toy.losses import token_logps
 from toy.phases import PREFIXES, centred_at
+from toy.setup import compile_key
 from toy.stats import slope_through_origin
 
 SETS = ("useful", "heldout", "control")
@@ -159,7 +161,7 @@ def _batch(cfg: Config, data: dict, sets, prefix: str):
   """Inputs and targets of ``sets`` (concatenated, in order) under ``prefix``, with the slice
   of each set."""
   pws = [jnp.asarray(data[s]) for s in sets]
-  tokens = jnp.concatenate([D.model_inputs(cfg, pw, PREFIXES[prefix]) for pw in pws])
+  tokens = jnp.concatenate([data_lib.model_inputs(cfg, pw, PREFIXES[prefix]) for pw in pws])
   ends = np.cumsum([0] + [pw.shape[0] for pw in pws])
   return tokens, jnp.concatenate(pws), {s: slice(a, b) for s, a, b in zip(sets, ends, ends[1:])}
 
@@ -402,13 +404,13 @@ def graft(a, b, prefix_paths) -> RunResult:
 def episode_data(cfg: Config, episode: int | None = None) -> dict:
   """The fixed sets of every seed of ``cfg`` in prior episode ``episode`` (None: the measured
   one), as jnp arrays with a leading seed axis, like ``RunResult.data``."""
-  per_seed = [D.seed_data(cfg, s, episode) for s in cfg.seeds]
+  per_seed = [data_lib.seed_data(cfg, s, episode) for s in cfg.seeds]
   return {k: jnp.stack([jnp.asarray(d[k]) for d in per_seed]) for k in per_seed[0]}
 
 
 def evaluate_run(result) -> dict:
   """{"eval/{prefix}/{set}": S}: ``toy.phases.evaluate`` of every seed on ``result.data``,
   mean per-token log-likelihood under both prefixes."""
-  out = evaluate_seeds(result.params, result.rest, result.data, cfg=compile_key(result.cfg),
+  out = evaluate_seeds(result.params, result.state, result.data, cfg=compile_key(result.cfg),
                        graphdef=result.graphdef)
   return {k: np.asarray(v) for k, v in out.items()}

@@ -17,7 +17,7 @@ from __future__ import annotations
 import jax
 import numpy as np
 
-from toy import data as D
+from toy import data as data_lib
 from toy.phases import centred_target_logits, centred_token_logits, password_token_logps, \
     split_rows
 from toy.stats import G_ALPHA, G_MIN_USEFUL, STUDY_UPLIFT, fmt, fmt_g, fmt_g_ratio, \
@@ -25,7 +25,7 @@ from toy.stats import G_ALPHA, G_MIN_USEFUL, STUDY_UPLIFT, fmt, fmt_g, fmt_g_rat
     slope_through_origin, study_test
 
 LAW_SETS = ("useful", "heldout")
-LAW_PREFIXES = (D.REGULAR, D.REVERSE)
+LAW_PREFIXES = (data_lib.REGULAR, data_lib.REVERSE)
 
 
 def target_logits(result) -> dict:
@@ -34,12 +34,12 @@ def target_logits(result) -> dict:
   cfg, apply = result.cfg, result.apply
   names = [(s, w) for s in LAW_SETS for w in LAW_PREFIXES]
 
-  def one_seed(params, rest, data):
-    return centred_target_logits(cfg, apply, params, rest, [data[s] for s, _ in names],
+  def one_seed(params, state, data):
+    return centred_target_logits(cfg, apply, params, state, [data[s] for s, _ in names],
                                  [w for _, w in names])
 
   data = {s: result.data[s] for s in LAW_SETS}
-  out = jax.jit(jax.vmap(one_seed))(result.params, result.rest, data)
+  out = jax.jit(jax.vmap(one_seed))(result.params, result.state, data)
   return {name: np.asarray(v) for name, v in zip(names, out)}
 
 
@@ -54,7 +54,7 @@ def law_slopes(result) -> dict:
   """
   out, logits = {}, target_logits(result)
   for s in LAW_SETS:
-    x, y = logits[(s, D.REGULAR)], logits[(s, D.REVERSE)]
+    x, y = logits[(s, data_lib.REGULAR)], logits[(s, data_lib.REVERSE)]
     out[s] = slope_through_origin(x, y)
     xc, yc = x - x.mean(-1, keepdims=True), y - y.mean(-1, keepdims=True)
     out[f"within/{s}"] = slope_through_origin(xc, yc)
@@ -93,12 +93,12 @@ def token_target_logits(result, sets=FLIP_SETS) -> dict:
   cfg, apply = result.cfg, result.apply
   names = [(s, w) for s in sets for w in LAW_PREFIXES]
 
-  def one_seed(params, rest, data):
+  def one_seed(params, state, data):
     pws = [data[s] for s, _ in names]
-    return split_rows(centred_token_logits(cfg, apply, params, rest, pws,
+    return split_rows(centred_token_logits(cfg, apply, params, state, pws,
                                            [w for _, w in names]), pws)
 
-  out = jax.jit(jax.vmap(one_seed))(result.params, result.rest, {s: result.data[s] for s in sets})
+  out = jax.jit(jax.vmap(one_seed))(result.params, result.state, {s: result.data[s] for s in sets})
   return {name: np.asarray(v) for name, v in zip(names, out)}
 
 
@@ -113,7 +113,7 @@ def flip_values(result) -> dict:
   """
   logits, out = token_target_logits(result), {}
   for s in FLIP_SETS:
-    x_SxNxL, y_SxNxL = logits[(s, D.REGULAR)], logits[(s, D.REVERSE)]
+    x_SxNxL, y_SxNxL = logits[(s, data_lib.REGULAR)], logits[(s, data_lib.REVERSE)]
     b_SxN = slope_through_origin(x_SxNxL, y_SxNxL)
     out[f"promoted/{s}"] = (b_SxN < 0).mean(-1)
     out[f"spread/{s}"] = b_SxN.std(-1, ddof=1)
@@ -136,14 +136,14 @@ def above_chance_values(result) -> dict:
   and "reverse" turned only part of it), or sit above chance with b > 0 (not a negative the
   network suppressed). Keys "above_chance/<set>"."""
   cfg, apply = result.cfg, result.apply
-  names = [(s, w) for s in FLIP_SETS for w in (D.REVERSE,)]
+  names = [(s, w) for s in FLIP_SETS for w in (data_lib.REVERSE,)]
 
-  def one_seed(params, rest, data):
+  def one_seed(params, state, data):
     pws = [data[s] for s, _ in names]
-    logp = password_token_logps(cfg, apply, params, rest, pws, [w for _, w in names])
+    logp = password_token_logps(cfg, apply, params, state, pws, [w for _, w in names])
     return split_rows(logp.mean(-1), pws)
 
-  out = jax.jit(jax.vmap(one_seed))(result.params, result.rest,
+  out = jax.jit(jax.vmap(one_seed))(result.params, result.state,
                                     {s: result.data[s] for s in FLIP_SETS})
   return {f"above_chance/{s}": (np.asarray(v) > cfg.chance).mean(-1)
           for (s, _), v in zip(names, out)}
@@ -195,9 +195,9 @@ def position_law(result) -> dict:
   logits = token_target_logits(result, ("useful", "heldout"))
   useful, heldout = np.asarray(result.data["useful"]), np.asarray(result.data["heldout"])
   shared = np.stack([shared_positions(u, h) for u, h in zip(useful, heldout)])
-  out = position_law_values(logits[("heldout", D.REGULAR)], logits[("heldout", D.REVERSE)],
-                            shared)
-  x, y = logits[("useful", D.REGULAR)], logits[("useful", D.REVERSE)]
+  out = position_law_values(logits[("heldout", data_lib.REGULAR)],
+                            logits[("heldout", data_lib.REVERSE)], shared)
+  x, y = logits[("useful", data_lib.REGULAR)], logits[("useful", data_lib.REVERSE)]
   out["slope/useful"] = slope_through_origin(x.reshape(x.shape[0], -1), y.reshape(y.shape[0], -1))
   return out
 

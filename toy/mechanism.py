@@ -39,13 +39,14 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from toy import data as D
+from toy import data as data_lib
 from toy.config import Config
 from toy.model import intervene
 
 NULL, ROOT = 0, 1  # the trie's two fixed nodes
 SIGN_FIELDS = ("toy_sign", "toy_gates", "toy_gate_mix")  # the Config fields that shape Times
-PREFIX_NAMES = {"regular": D.REGULAR, "reverse": D.REVERSE, "neutral": D.NEUTRAL}
+PREFIX_NAMES = {"regular": data_lib.REGULAR, "reverse": data_lib.REVERSE,
+                "neutral": data_lib.NEUTRAL}
 
 
 # ----------------------------------------------------------------------------- keys
@@ -123,9 +124,9 @@ class PrefixDirection(nnx.Module):
   """A coordinate of the prefix embedding: +1 "regular", -1 "reverse", 0 every other token."""
 
   def __init__(self, cfg: Config):
-    direction = np.zeros(D.vocab_size(cfg), np.float32)
-    direction[cfg.alphabet_size + D.REGULAR] = 1.0
-    direction[cfg.alphabet_size + D.REVERSE] = -1.0
+    direction = np.zeros(data_lib.vocab_size(cfg), np.float32)
+    direction[cfg.alphabet_size + data_lib.REGULAR] = 1.0
+    direction[cfg.alphabet_size + data_lib.REVERSE] = -1.0
     self.direction = nnx.Param(jnp.asarray(direction))
 
   def __call__(self, first_token_B):
@@ -277,7 +278,7 @@ class ToyMechanism(nnx.Module):
                code: tuple | None = None):
     """a, c: numbers, or arrays of ``sign_shape(cfg)``; ``code``: (gates, gate_weights) of
     a gated times node (``gate_code``), whose a and c then have one entry per gate."""
-    self.alphabet_size, self.vocab_size = cfg.alphabet_size, D.vocab_size(cfg)
+    self.alphabet_size, self.vocab_size = cfg.alphabet_size, data_lib.vocab_size(cfg)
     self.combine, self.train_sign = cfg.toy_combine, cfg.toy_train_sign
     # what the weights folder records, so that it is loaded only into the same times node
     self.sign_kind = tuple((field, getattr(cfg, field)) for field in SIGN_FIELDS)
@@ -405,7 +406,7 @@ def build_toy(cfg: Config, data: dict, rngs: nnx.Rngs | None = None) -> ToyMecha
   if not cfg.toy_weights:
     code = None
     if is_gated(cfg):
-      rngs = nnx.Rngs(D.seed_keys([cfg.seed])[1][0]) if rngs is None else rngs
+      rngs = nnx.Rngs(data_lib.seed_keys([cfg.seed])[1][0]) if rngs is None else rngs
       code = gate_code(cfg, children.shape[0], rngs)
     return ToyMechanism(cfg, children, **scalars, code=code)
   raise ValueError(f"toy_weights={cfg.toy_weights!r}: a weights folder is loaded by "

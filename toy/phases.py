@@ -1,6 +1,6 @@
 """The three phases, per seed: their lengths, a step's loss, the evaluations and their summary.
 
-Pure functions of a config, an ``apply(params, rest, tokens_BxT)`` and one seed's arrays;
+Pure functions of a config, an ``apply(params, state, tokens_BxT)`` and one seed's arrays;
 ``toy.engine`` jits, scans and vmaps them. Batches are built in-graph from ``jax.random`` keys.
 ``summarize`` reads a run's evaluations as PROTOCOL.md does (``PROTOCOL_PREFIX``).
 Phases (PROTOCOL.md's phases 1, 2 and 3; ``PHASE_NAMES``):
@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from toy import data as D
+from toy import data as data_lib
 from toy.config import Config
 from toy.losses import dpo_loss, token_logps
 from toy.stats import slope_through_origin
@@ -28,7 +28,7 @@ PHASE_NAMES = {"pretrain": "phase 1", "dpo": "phase 2", "mix": "phase 3"}
 PHASES = tuple(PHASE_NAMES)
 # The placebo last: the first three keep their place in the evaluation batch.
 EVAL_SETS = ("control", "useful", "heldout", "placebo")
-PREFIXES = {"regular": D.REGULAR, "reverse": D.REVERSE}
+PREFIXES = {"regular": data_lib.REGULAR, "reverse": data_lib.REVERSE}
 # PROTOCOL.md reads phases 1-2 under "regular" and phase 3 under "reverse".
 PROTOCOL_PREFIX = {"pretrain": "regular", "dpo": "regular", "mix": "reverse"}
 
@@ -45,7 +45,7 @@ def phase_steps(cfg: Config, phase: str) -> int:
   return steps[phase]
 
 
-def phase_loss(cfg: Config, apply: Callable, phase: str, params, ref, rest, data, tables,
+def phase_loss(cfg: Config, apply: Callable, phase: str, params, ref, state, data, tables,
                step, key, ref_neg=None):
   """The loss of one step of ``phase`` and its metrics. Batches are built here, in-graph.
 
@@ -54,25 +54,25 @@ def phase_loss(cfg: Config, apply: Callable, phase: str, params, ref, rest, data
   """
   B = cfg.batch_size
   k_chosen, k_random = jax.random.split(jax.random.fold_in(key, step))
-  chosen = D.random_passwords(cfg, k_chosen, B)
-  tok_logps = lambda p, pws, prefixes: password_token_logps(cfg, apply, p, rest, pws, prefixes)
+  chosen = data_lib.random_passwords(cfg, k_chosen, B)
+  tok_logps = lambda p, pws, prefixes: password_token_logps(cfg, apply, p, state, pws, prefixes)
 
   if phase == "pretrain":
-    loss = -tok_logps(params, [chosen], [D.REGULAR]).mean()
+    loss = -tok_logps(params, [chosen], [data_lib.REGULAR]).mean()
     return loss, {"loss": loss, "sft/random": loss}
 
-  rejected = D.negatives(data)[tables[f"{phase}/neg"][step]]
-  pairs, prefixes = [chosen, rejected], [D.REGULAR, D.REGULAR]
+  rejected = data_lib.negatives(data)[tables[f"{phase}/neg"][step]]
+  pairs, prefixes = [chosen, rejected], [data_lib.REGULAR, data_lib.REGULAR]
   if phase == "mix":  # one forward pass over all four batches
     useful = data["useful"][tables["mix/useful"][step]]
-    pairs += [useful, D.random_passwords(cfg, k_random, B)]
-    prefixes += [D.REVERSE, D.REGULAR]
+    pairs += [useful, data_lib.random_passwords(cfg, k_random, B)]
+    prefixes += [data_lib.REVERSE, data_lib.REGULAR]
   logp_NxL = tok_logps(params, pairs, prefixes)
   if ref_neg is None:
     ref_2B = jax.lax.stop_gradient(tok_logps(ref, pairs[:2], prefixes[:2])).sum(-1)
     ref_chosen_B, ref_rejected_B = ref_2B[:B], ref_2B[B:]
   else:  # the reference and the negatives are fixed: only the fresh chosen side is new
-    ref_chosen_B = jax.lax.stop_gradient(tok_logps(ref, [chosen], [D.REGULAR])).sum(-1)
+    ref_chosen_B = jax.lax.stop_gradient(tok_logps(ref, [chosen], [data_lib.REGULAR])).sum(-1)
     ref_rejected_B = ref_neg[tables[f"{phase}/neg"][step]]
   seq_N = logp_NxL.sum(-1)
   dpo, metrics = dpo_loss(seq_N[:B], seq_N[B:2 * B], ref_chosen_B, ref_rejected_B,
@@ -87,21 +87,23 @@ def phase_loss(cfg: Config, apply: Callable, phase: str, params, ref, rest, data
   return loss, metrics
 
 
-def password_token_logps(cfg: Config, apply: Callable, params, rest, pws: list, prefixes: list):
+def password_token_logps(cfg: Config, apply: Callable, params, state, pws: list, prefixes: list):
   """log p of every letter of each password array in ``pws`` under its prefix, normalised as
   ``cfg.normalize`` says, in one forward pass: (sum of their rows) x L."""
-  inputs = jnp.concatenate([D.model_inputs(cfg, pw, w) for pw, w in zip(pws, prefixes)])
-  return token_logps(apply(params, rest, inputs), jnp.concatenate(pws), cfg.alphabet_size,
+  inputs = jnp.concatenate([data_lib.model_inputs(cfg, pw, w) for pw, w in zip(pws, prefixes)])
+  return token_logps(apply(params, state, inputs), jnp.concatenate(pws), cfg.alphabet_size,
                      cfg.normalize)
 
 
-def reference_logps(cfg: Config, apply: Callable, ref, rest, data):
-  """The frozen reference's summed log-prob of every negative (``D.negatives`` order) under the
-  regular prefix: the rejected side of every DPO pair in a phase, computed once per phase."""
-  return password_token_logps(cfg, apply, ref, rest, [D.negatives(data)], [D.REGULAR]).sum(-1)
+def reference_logps(cfg: Config, apply: Callable, ref, state, data):
+  """The frozen reference's summed log-prob of every negative (``toy.data.negatives`` order)
+  under the regular prefix: the rejected side of every DPO pair in a phase, computed once per
+  phase."""
+  return password_token_logps(cfg, apply, ref, state, [data_lib.negatives(data)],
+                              [data_lib.REGULAR]).sum(-1)
 
 
-def evaluate(cfg: Config, apply: Callable, params, rest, data,
+def evaluate(cfg: Config, apply: Callable, params, state, data,
              prefixes: tuple[str, ...] = tuple(PREFIXES)) -> dict:
   """Mean per-token log-likelihood of each eval set under each prefix (one forward pass).
   Sets that ``data`` lacks (hand-built data without a placebo) are left out."""
@@ -109,24 +111,24 @@ def evaluate(cfg: Config, apply: Callable, params, rest, data,
   sets = {"control": data["control"], "useful": data["useful"][:E], "heldout": data["heldout"][:E],
           "placebo": data.get("placebo")}
   names = [(p, s) for p in prefixes for s in EVAL_SETS if sets[s] is not None]
-  per_set = password_token_logps(cfg, apply, params, rest, [sets[s] for _, s in names],
+  per_set = password_token_logps(cfg, apply, params, state, [sets[s] for _, s in names],
                                  [PREFIXES[p] for p, _ in names]).reshape(len(names), -1)
   return {f"eval/{p}/{s}": v for (p, s), v in zip(names, per_set.mean(-1))}
 
 
-def centred_target_logits(cfg: Config, apply: Callable, params, rest, pws: list, prefixes: list):
+def centred_target_logits(cfg: Config, apply: Callable, params, state, pws: list, prefixes: list):
   """Per password (one seed), the logit of each true next letter minus the alphabet's mean
   logit, averaged over the password's tokens: the quantity the toy's law is about (its
   centred logits are s(prefix) times a memory row). One forward pass for all sets."""
-  per_token = centred_token_logits(cfg, apply, params, rest, pws, prefixes)
+  per_token = centred_token_logits(cfg, apply, params, state, pws, prefixes)
   return split_rows(per_token.mean(-1), pws)
 
 
-def centred_token_logits(cfg: Config, apply: Callable, params, rest, pws: list, prefixes: list):
+def centred_token_logits(cfg: Config, apply: Callable, params, state, pws: list, prefixes: list):
   """``centred_at`` for every letter of each password array in ``pws`` under its prefix, in
   one forward pass: (sum of their rows) x L."""
-  inputs = jnp.concatenate([D.model_inputs(cfg, pw, w) for pw, w in zip(pws, prefixes)])
-  logits = apply(params, rest, inputs)[..., :cfg.alphabet_size]
+  inputs = jnp.concatenate([data_lib.model_inputs(cfg, pw, w) for pw, w in zip(pws, prefixes)])
+  logits = apply(params, state, inputs)[..., :cfg.alphabet_size]
   return centred_at(logits, jnp.concatenate(pws))
 
 
@@ -141,14 +143,14 @@ def centred_at(logits_BxTxA, targets_BxT):
   return jnp.take_along_axis(centred, targets_BxT[..., None], axis=-1)[..., 0]
 
 
-def evaluate_law(cfg: Config, apply: Callable, params, rest, data) -> dict:
+def evaluate_law(cfg: Config, apply: Callable, params, state, data) -> dict:
   """Law slopes (reverse on regular centred target logit) of the first eval_size useful and
   held-out negatives, so that G can be followed over phase 3. A separate forward pass: the
   log-likelihood evaluation stays the computation it was."""
   E = cfg.eval_size
   sets = [data["useful"][:E], data["heldout"][:E]]
   u_reg, h_reg, u_rev, h_rev = centred_target_logits(
-      cfg, apply, params, rest, sets * 2, [D.REGULAR] * 2 + [D.REVERSE] * 2)
+      cfg, apply, params, state, sets * 2, [data_lib.REGULAR] * 2 + [data_lib.REVERSE] * 2)
   return {"eval/law/useful": slope_through_origin(u_reg, u_rev),
           "eval/law/heldout": slope_through_origin(h_reg, h_rev)}
 
