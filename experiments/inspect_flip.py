@@ -38,6 +38,7 @@ from toy.cli import parse_config
 from toy.columns import DEFAULTS, add_args, column_configs, train_columns
 from toy.config import producing_command, script_parser
 from toy.io import default_run_name, write_json_atomic
+from toy.measure import LAW_SETS
 from toy.plots import save_figure
 from toy.stats import fmt, fmt_g, g_summary, paired_test
 
@@ -172,6 +173,33 @@ def patching_table(name: str, p: dict) -> list[str]:
   return lines + ["", "Clean runs (nats/token, for reference): " + "; ".join(clean) + ".", ""]
 
 
+def halves(law: dict, n_layers: int) -> dict | None:
+  """Per seed, the law's shares summed over the lower half (the embedding and blocks below
+  n_layers / 2, what the partial lever freezes) and over the upper half, for each set; None
+  for a model without blocks (the toy)."""
+  if not any(c.startswith("blocks.") for c in law):
+    return None
+  lower = lambda c: c == "embed" or (c.startswith("blocks.") and
+                                     int(c.split(".")[1]) < n_layers // 2)
+  upper = lambda c: c.startswith("blocks.") and not lower(c)
+  return {(half, s): np.sum([law[c][f"share/{s}"] for c in law if part(c)], axis=0)
+          for half, part in (("lower", lower), ("upper", upper)) for s in LAW_SETS}
+
+
+def halves_lines(runs: dict, out: dict) -> list[str]:
+  lines = ["| model | lower half, useful | lower half, held-out | upper half, useful | "
+           "upper half, held-out | upper half: held-out / useful (per seed) |",
+           "|---|---|---|---|---|---|"]
+  for name, r in runs.items():
+    h = halves(out[name]["law"], r.cfg.n_layers)
+    if h is None:
+      continue
+    ratio = h[("upper", "heldout")] / h[("upper", "useful")]
+    lines.append(f"| {name} | " + " | ".join(cell(h[(half, s)]) for half in ("lower", "upper")
+                                              for s in LAW_SETS) + f" | {cell(ratio)} |")
+  return lines
+
+
 SECTIONS = [  # (title, what it measures, the table of one model, the analysis it reads)
     ("The law component by component",
      "Per password, each component's contribution to the centred target logit under "
@@ -200,6 +228,9 @@ def report(runs: dict, out: dict, command: str) -> str:
            "model\\| |", "|---|---|---|---|"]
   for name, r in runs.items():
     lines.append(f"| {name} | `{r.run_dir}` | {r.cfg.seeds} | {out[name]['attribution_error']:.1e} |")
+  lines += ["", "## The law by halves", "", "The shares of the law (next section) summed "
+            "over the lower half (the embedding and the blocks the partial lever freezes) and "
+            "over the upper half, per seed; t-tests against 0.", "", *halves_lines(runs, out)]
   for title, intro, table, key in SECTIONS:
     lines += ["", f"## {title}", "", intro, ""]
     for name in runs:

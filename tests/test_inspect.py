@@ -253,8 +253,17 @@ def test_end_to_end_at_tiny_loads_the_saved_runs(tmp_path):
   table = (res / "inspect_flip.md").read_text()
   for heading in ("The law component by component", "The prefix direction",
                   "Activation patching", "toy (hand-built)", "learned, PROTOCOL phase 3",
-                  "blocks.1.mlp"):
+                  "blocks.1.mlp", "The law by halves"):
     assert heading in table
+  # the halves split the shares: lower + upper + the bias's share is the law slope, per seed
+  for name, r in runs.items():
+    law, h = out[name]["law"], flip.halves(out[name]["law"], r.cfg.n_layers)
+    if r.cfg.model == "toy":
+      assert h is None
+      continue
+    for s in ("useful", "heldout"):
+      np.testing.assert_allclose(h[("lower", s)] + h[("upper", s)] + law["bias"][f"share/{s}"],
+                                 law["total"][f"slope/{s}"], atol=1e-4)
   saved = json.loads((res / "inspect_flip.json").read_text())
   assert saved["toy (hand-built)"]["seeds"] == [0, 1]
   assert all(o["attribution_error"] < 1e-4 for o in out.values())
