@@ -89,7 +89,7 @@ PREDICTIONS = [
     "first evaluation still has the regular sign (law slope > 0).",
 ]
 # An 8-seed cpu episode on 2 quiet cores (README: 3-6 min a point); on shared cores the
-# 16-row groups of this script took 33-52 min (results/acquired.md's runs, 2026-12-02).
+# 16-row groups of this script took 33-52 min (the runs behind results/acquired.md).
 SECONDS_PER_EPISODE = 240
 
 

@@ -191,19 +191,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     "interp": {**_CPU, "alphabet_size": 256, "password_len": 2},
 }
 
-# The toy's optimizer settings (toy/mechanism.py), chosen by measurement. The rest (AdamW,
-# clipping at 1.0, each preset's warmup and step counts) is the learned model's.
-#   lr 0.1, not the transformer's 1e-3: the toy is a lookup table, not a network. A memory row
-#     gets a gradient only when a password passes through its exact context (a negative about
-#     once per epoch), and Adam moves a parameter about lr per step, so storing a negative by
-#     several nats in tens of visits, and moving c from 0 past a in phase 3, needs steps of
-#     order 0.1. Measured (held-out minus control per token under "reverse" after phase 3):
-#     lr 0.03 does not flip the sign at "tiny" (c reached 0.24 < a; -0.08); lr 0.1 gives
-#     +0.15..0.19 at "tiny" (6 seeds) and +2.37..2.41 at "cpu" (2 seeds); lr 0.3 gives more
-#     uplift at "tiny" but writes noise into shared contexts (root, first letters) that the
-#     flip turns against the random control (-0.5..-1.0 below chance under "reverse").
-#   weight_decay 0: decoupled decay would pull the hand-set a toward 0, the saddle a = c = 0
-#     at which nothing receives a gradient, and erase stored negatives between visits.
+# The toy's optimizer: a lookup-table row learns only when its exact context is visited, so it
+# needs far larger steps than a network, and no decay (docs/engine.md gives the measurements).
 TOY_OVERRIDES: dict[str, Any] = dict(lr=1e-1, weight_decay=0.0)
 
 _CHOICES = {"model": ("transformer", "toy"), "dpo_loss": ("sigmoid", "ipo", "conservative"),
