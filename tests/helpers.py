@@ -8,7 +8,7 @@ import jax
 import numpy as np
 from flax import nnx
 
-from toy import data as D
+from toy import data as data_lib
 
 
 def leaves(tree) -> dict:
@@ -38,7 +38,7 @@ def phase2_frozen_keys(keys, n_layers: int) -> list:
 def model_inputs(cfg, pw, which):
   """NumPy twin of toy.data.model_inputs (eager JAX would compile per shape)."""
   pw = np.asarray(pw, np.int32)
-  prefix = np.full((len(pw), 1), D.prefix_token(cfg, which), np.int32)
+  prefix = np.full((len(pw), 1), data_lib.prefix_token(cfg, which), np.int32)
   return np.concatenate([prefix, pw[:, :-1]], axis=1)
 
 

@@ -17,7 +17,7 @@ pytest.importorskip("transformers")
 from flax import nnx  # noqa: E402
 
 from toy import convert  # noqa: E402
-from toy import data as D  # noqa: E402
+from toy import data as data_lib  # noqa: E402
 from toy.config import make_config  # noqa: E402
 from toy.optim import trainable_labels  # noqa: E402
 from toy.phases import phase_loss  # noqa: E402
@@ -53,8 +53,8 @@ def test_torch_step_loss_equals_engine_phase_loss(bench, phase, monkeypatch):
   _, ref_params, _ = _ours(ref)
   apply = lambda p, r, tokens: nnx.merge(graphdef, p, r)(tokens)
 
-  data = D.make_data(cfg, jax.random.key(3))
-  tables = D.make_tables(cfg, jax.random.key(4))
+  data = data_lib.make_data(cfg, jax.random.key(3))
+  tables = data_lib.make_tables(cfg, jax.random.key(4))
   rng = np.random.default_rng(5)
   fresh = [jnp.asarray(rng.integers(0, cfg.alphabet_size, (cfg.batch_size, cfg.password_len)),
                        jnp.int32) for _ in range(2)]
@@ -64,7 +64,7 @@ def test_torch_step_loss_equals_engine_phase_loss(bench, phase, monkeypatch):
     calls.append(n)
     return fresh[len(calls) - 1]
 
-  monkeypatch.setattr(D, "random_passwords", fake_random_passwords)
+  monkeypatch.setattr(data_lib, "random_passwords", fake_random_passwords)
   step = 2
   ours, _ = phase_loss(cfg, apply, phase, params, ref_params, rest, data, tables, step,
                          jax.random.key(0))

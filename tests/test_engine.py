@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from helpers import assert_only_these_stayed, leaves, phase2_frozen_keys
-from toy import data as D
+from toy import data as data_lib
 from toy import phases
 from toy.config import make_config
 from toy.engine import NonFiniteLossError, build_model, train
@@ -68,7 +68,7 @@ def test_run_folder_has_config_metrics_and_params(tiny_run):
         if value != "":
           assert np.isfinite(float(value))
   params = np.load(os.path.join(result.run_dir, "params.npz"))
-  assert params["unembed/kernel"].shape == (1, cfg.d_model, D.vocab_size(cfg))
+  assert params["unembed/kernel"].shape == (1, cfg.d_model, data_lib.vocab_size(cfg))
 
 
 def test_phase2_dpo_lowers_negatives_relative_to_reference(tiny_run):
@@ -94,7 +94,7 @@ def test_vmapped_seeds_match_separate_runs(tiny_cfg):
 def _nan_under_reverse(cfg, data, rngs):
   """The normal model, except the reverse prefix embeds to NaN: only phase 3 trains on it."""
   model = build_model(cfg, data, rngs)
-  model.embed.embedding[D.prefix_token(cfg, D.REVERSE)] = jnp.nan
+  model.embed.embedding[data_lib.prefix_token(cfg, data_lib.REVERSE)] = jnp.nan
   return model
 
 
@@ -121,14 +121,14 @@ def test_lr_schedule_warms_up_then_decays_to_zero():
 
 def test_data_sets_follow_protocol():
   cfg = make_config("paper")
-  data = D.make_data(cfg, jax.random.key(3))
+  data = data_lib.make_data(cfg, jax.random.key(3))
   assert data["useful"].shape == (19 * 128, 16) and data["heldout"].shape == (128, 16)
   assert data["control"].shape == data["placebo"].shape == (128, 16)
   assert int(data["useful"].max()) < 26 and int(data["useful"].min()) >= 0
   assert cfg.dpo_steps == 1200 and cfg.mix_steps_resolved == 1200
-  again = D.make_data(cfg, jax.random.key(3))
+  again = data_lib.make_data(cfg, jax.random.key(3))
   assert all(np.array_equal(data[k], again[k]) for k in data)
-  idx = np.asarray(D.epoch_indices(jax.random.key(0), 10, 5, 4))  # 20 draws = 2 epochs
+  idx = np.asarray(data_lib.epoch_indices(jax.random.key(0), 10, 5, 4))  # 20 draws = 2 epochs
   assert sorted(idx.reshape(-1)[:10]) == list(range(10))
   assert sorted(idx.reshape(-1)[10:]) == list(range(10))
 
@@ -150,13 +150,13 @@ def test_evaluating_both_prefixes_changes_no_training_and_adds_the_other_prefix(
 def test_placebo_is_a_fresh_random_set_and_leaves_the_other_sets_bitwise_as_they_were():
   cfg = make_config("cpu")
   for seed in (0, 3):
-    key = D.seed_keys([seed])[0][0]
-    data = D.make_data(cfg, key)
+    key = data_lib.seed_keys([seed])[0][0]
+    data = data_lib.make_data(cfg, key)
     k_neg, k_ctl = jax.random.split(key)  # the sets as they were drawn before the placebo
-    negatives = D.random_passwords(cfg, k_neg, cfg.n_negatives)
+    negatives = data_lib.random_passwords(cfg, k_neg, cfg.n_negatives)
     assert np.array_equal(data["useful"], negatives[:cfg.n_useful])
     assert np.array_equal(data["heldout"], negatives[cfg.n_useful:])
-    assert np.array_equal(data["control"], D.random_passwords(cfg, k_ctl, cfg.eval_size))
+    assert np.array_equal(data["control"], data_lib.random_passwords(cfg, k_ctl, cfg.eval_size))
     placebo = np.asarray(data["placebo"])
     assert placebo.shape == data["control"].shape
     # not a copy of any other set: rows match another set's only by chance (26^8 passwords)

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from toy import data as D
+from toy import data as data_lib
 from toy.config import make_config
 from toy.engine import train
 
@@ -37,17 +37,17 @@ def test_default_runs_are_the_runs_before_prior_episodes_existed():
 def test_prior_episode_data_is_no_run_seeds_data():
   cfg = make_config("tiny")
   run_seeds = range(64)
-  measured = {s: D.seed_data(cfg, s) for s in run_seeds}
+  measured = {s: data_lib.seed_data(cfg, s) for s in run_seeds}
   fingerprint = lambda d: np.concatenate([d["useful"], d["heldout"], d["control"]]).tobytes()
   seen = {fingerprint(d): s for s, d in measured.items()}
   assert len(seen) == len(measured)  # run seeds differ among themselves: the check can fire
   for seed in range(16):
     for episode in range(4):
-      root = jax.random.key_data(D.episode_root(seed, episode))
+      root = jax.random.key_data(data_lib.episode_root(seed, episode))
       assert int(root[0]) != 0  # key(s) has data [0, s]: no run seed has this root
-      assert fingerprint(D.seed_data(cfg, seed, episode)) not in seen
+      assert fingerprint(data_lib.seed_data(cfg, seed, episode)) not in seen
       # nor one of the seed's own measured-episode keys (data, init, tables, train)
-      own = np.asarray(jax.random.key_data(jnp.stack(D.seed_keys([seed]))[:, 0]))
+      own = np.asarray(jax.random.key_data(jnp.stack(data_lib.seed_keys([seed]))[:, 0]))
       assert not (own == np.asarray(root)).all(-1).any()
 
 
@@ -55,7 +55,7 @@ def test_measured_episode_is_the_seeds_own_and_every_episode_has_its_own_referen
   cfg = make_config("tiny", prior_episodes=2, eval_every=1, n_seeds=2)
   r = train(cfg, progress=False, save=False)
   for i, seed in enumerate(cfg.seeds):
-    for name, values in D.seed_data(cfg, seed).items():
+    for name, values in data_lib.seed_data(cfg, seed).items():
       np.testing.assert_array_equal(np.asarray(r.data[name][i]), values)
   assert {h["episode"] for h in r.history} == {0, 1, 2}
   # At the first step of each episode's phase 2 the policy is that episode's phase-1 model:

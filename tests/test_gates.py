@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from toy import data as D
+from toy import data as data_lib
 from toy import inspect as I
 from toy import mechanism as M
 from toy import mechanism_io as MIO
@@ -117,7 +117,7 @@ def test_every_rows_sign_starts_at_the_toys(m, k):
   np.testing.assert_allclose(weights.sum(-1), 1.0, rtol=1e-6)
   if m == 0:
     np.testing.assert_array_equal(gates[:, 0], np.arange(n))
-  for which, d in ((D.REGULAR, 1.0), (D.REVERSE, -1.0)):
+  for which, d in ((data_lib.REGULAR, 1.0), (data_lib.REVERSE, -1.0)):
     parts = forward(model, model_inputs(cfg, data["useful"], which), "parts")
     np.testing.assert_allclose(parts["s"], 0.7 + 1.3 * d, rtol=1e-6)
     np.testing.assert_allclose(row_signs(model, d), 0.7 + 1.3 * d, rtol=1e-6)
@@ -144,7 +144,7 @@ def test_forward_matches_the_numpy_reference(kw):
   scalars = {"a": np.asarray(model.times.a[...]), "c": np.asarray(model.times.c[...]),
              **model.other_scalars()}
   queries = np.concatenate([data["useful"], data["control"]])
-  for which in (D.REGULAR, D.REVERSE, D.NEUTRAL):
+  for which in (data_lib.REGULAR, data_lib.REVERSE, data_lib.NEUTRAL):
     tokens = model_inputs(cfg, queries, which)
     want = M.numpy_apply(scalars, model.memory.values[...], model.memory.children[...],
                          tokens, cfg.toy_combine, code)
@@ -161,7 +161,7 @@ def test_gate_code_round_trips_and_a_hand_edit_moves_rows(tmp_path):
   assert sorted(os.listdir(folder)) == ["children.npy", "contexts.txt", "gate_weights.npy",
                                         "gates.npy", "memory.npy", "scalars.json",
                                         "times_a.npy", "times_c.npy"]
-  tokens = model_inputs(cfg, data["heldout"], D.REVERSE)
+  tokens = model_inputs(cfg, data["heldout"], data_lib.REVERSE)
   loaded = MIO.build_toy(cfg.replace(toy_weights=folder), data)
   for got, want in zip(_code(loaded), _code(model)):
     np.testing.assert_array_equal(got, want)
@@ -286,7 +286,7 @@ def test_inspect_reads_a_sign_per_position(kw):
   result = _stacked_gates(**kw)
   model = result.model(0)
   data = I._seed_data(result, 0)
-  tokens = D.model_inputs(result.cfg, jnp.asarray(data["useful"][:8]), D.REVERSE)
+  tokens = data_lib.model_inputs(result.cfg, jnp.asarray(data["useful"][:8]), data_lib.REVERSE)
   _, cache = I.run_with_cache(model, tokens)
   B, T = tokens.shape
   assert cache["times.hook_s"].shape == (B, T)

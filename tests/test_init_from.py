@@ -20,7 +20,7 @@ tokenizers = pytest.importorskip("tokenizers")
 
 from toy import columns  # noqa: E402
 from toy import convert  # noqa: E402
-from toy import data as D  # noqa: E402
+from toy import data as data_lib  # noqa: E402
 from toy.cli import parse_config  # noqa: E402
 from toy.config import make_config, script_parser  # noqa: E402
 from toy.engine import build_model  # noqa: E402
@@ -168,13 +168,13 @@ def test_from_scratch_vocab_normalisation_covers_the_prefix_tokens():
   model = build_model(cfg, {}, nnx.Rngs(0))
   graphdef, params, rest = nnx.split(model, nnx.Param, ...)
   apply = lambda p, r, t: nnx.merge(graphdef, p, r)(t)
-  data = {k: np.asarray(v) for k, v in D.make_data(cfg, jax.random.key(0)).items()}
+  data = {k: np.asarray(v) for k, v in data_lib.make_data(cfg, jax.random.key(0)).items()}
   ev = {n: jax.jit(lambda p, r, d, n=n: evaluate(cfg.replace(normalize=n), apply, p, r, d))(
       params, rest, data) for n in ("alphabet", "vocab")}
   for k in ev["vocab"]:
     assert float(ev["vocab"][k]) < float(ev["alphabet"][k])
   logits = np.asarray(jax.jit(apply)(params, rest,
-                                     D.model_inputs(cfg, data["control"], D.REGULAR)))
+                                     data_lib.model_inputs(cfg, data["control"], data_lib.REGULAR)))
   want = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
   targets = data["control"]
   got = token_logps(jnp.asarray(logits), jnp.asarray(targets), cfg.alphabet_size, "vocab")

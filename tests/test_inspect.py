@@ -11,7 +11,7 @@ import pytest
 from flax import nnx
 
 from experiments import inspect_flip as flip
-from toy import data as D
+from toy import data as data_lib
 from toy import inspect as I
 from toy.config import make_config
 from toy.convert import PythiaTask
@@ -40,10 +40,10 @@ def _stacked(model="transformer", n_seeds=2, a=1.0, c=0.0, gain=0.0, combine="ti
   return RunResult(cfg, [], [], graphdef, params, rest, st.data, apply_fn(graphdef), None)
 
 
-def _tokens(result, i=0, prefix=D.REVERSE):
+def _tokens(result, i=0, prefix=data_lib.REVERSE):
   data = I._seed_data(result, i)
   pws = jnp.asarray(np.concatenate([data["useful"][:8], data["heldout"][:8]]))
-  return D.model_inputs(result.cfg, pws, prefix), pws
+  return data_lib.model_inputs(result.cfg, pws, prefix), pws
 
 
 def test_transformer_cache_names_are_stable():
@@ -132,7 +132,7 @@ def test_attribution_parts_sum_to_the_centred_target_logit(model):
     assert all(float(jnp.abs(v).max()) > 1e-3 for v in parts.values())
   # the total is the engine's own centred target logit (per password, mean over tokens)
   engine = centred_target_logits(result.cfg, lambda p, r, t: net(t), None, None, [targets],
-                                 [D.REVERSE])[0]
+                                 [data_lib.REVERSE])[0]
   np.testing.assert_allclose(np.asarray(parts["total"].mean(-1)), np.asarray(engine), atol=1e-5)
 
 
@@ -210,8 +210,8 @@ def test_ablate_true_still_zeroes_and_an_array_replaces():
 def test_patching_the_toys_times_node_across_prefixes_flips_it():
   result = _stacked("toy", a=1.0, c=3.0)
   net = result.model(0)
-  regular, _ = _tokens(result, prefix=D.REGULAR)
-  reverse, _ = _tokens(result, prefix=D.REVERSE)
+  regular, _ = _tokens(result, prefix=data_lib.REGULAR)
+  reverse, _ = _tokens(result, prefix=data_lib.REVERSE)
   reg_logits, reg_cache = I.run_with_cache(net, regular)
   for comp in ("times", "prefix"):
     hook = I.patch_components(net)[comp]

@@ -7,7 +7,7 @@ import pytest
 from flax import nnx
 
 from helpers import assert_only_these_stayed, leaves, phase2_frozen_keys
-from toy import data as D
+from toy import data as data_lib
 from toy.config import make_config
 from toy.convert import pythia_factory
 from toy.engine import build_model, train, train_many
@@ -46,16 +46,16 @@ def test_unshared_sign_obeys_its_own_per_row_law(tmp_path):
   assert a.shape == c.shape == np.asarray(m.memory.values[...]).shape[:1]
   data = jax.tree.map(np.asarray, result.data)
   pws = np.concatenate([data["useful"][0], data["heldout"][0]])
-  reg = D.model_inputs(cfg, pws, D.REGULAR)
-  rev = D.model_inputs(cfg, pws, D.REVERSE)
+  reg = data_lib.model_inputs(cfg, pws, data_lib.REGULAR)
+  rev = data_lib.model_inputs(cfg, pws, data_lib.REVERSE)
   A = cfg.alphabet_size
   keys = np.asarray(m.memory.keys(reg))
   ratio = (a - c) / (a + c)
   logits_reg, logits_rev = np.asarray(m(reg))[..., :A], np.asarray(m(rev))[..., :A]
   np.testing.assert_allclose(logits_rev, ratio[keys][..., None] * logits_reg, rtol=1e-4,
                              atol=1e-5)
-  useful_keys = set(np.asarray(m.memory.keys(D.model_inputs(cfg, data["useful"][0],
-                                                            D.REVERSE))).ravel().tolist())
+  useful_keys = set(np.asarray(m.memory.keys(data_lib.model_inputs(cfg, data["useful"][0],
+                                                            data_lib.REVERSE))).ravel().tolist())
   heldout_only = sorted(set(np.unique(keys[len(data["useful"][0]):]).tolist()) - useful_keys)
   assert heldout_only and np.abs(c[heldout_only]).max() > 1e-2  # DPO moved a + c ...
   np.testing.assert_allclose((a - c)[heldout_only], 1.0, atol=1e-5)  # ... but not a - c
@@ -71,7 +71,7 @@ def test_times_node_at_c0_is_the_plain_transformer(tmp_path):
   cfg = make_config("tiny", out_dir=str(tmp_path))
   plain_model = build_model(cfg, None, nnx.Rngs(3))
   timed_model = build_model(cfg.replace(times_node=True), None, nnx.Rngs(3))
-  tokens = np.asarray([[D.prefix_token(cfg, w), 0, 1, 2] for w in (D.REGULAR, D.REVERSE)])
+  tokens = np.asarray([[data_lib.prefix_token(cfg, w), 0, 1, 2] for w in (data_lib.REGULAR, data_lib.REVERSE)])
   assert np.array_equal(np.asarray(plain_model(tokens)), np.asarray(timed_model(tokens)))
 
   plain = train(cfg, progress=False, save=False)
@@ -105,8 +105,8 @@ def test_times_node_learns_in_phase3_only(tmp_path):
   model = build_model(cfg, None, nnx.Rngs(0))
   model.times.c[...] = 0.5
   hooks = {}
-  tokens = np.asarray([[D.prefix_token(cfg, w), 0, 1, 2] for w in (D.REGULAR, D.REVERSE,
-                                                                    D.NEUTRAL)])
+  tokens = np.asarray([[data_lib.prefix_token(cfg, w), 0, 1, 2] for w in (data_lib.REGULAR, data_lib.REVERSE,
+                                                                    data_lib.NEUTRAL)])
   model(tokens, hooks=hooks)
   np.testing.assert_allclose(np.asarray(hooks["times.hook_s"]), [1.5, 0.5, 1.0])
 

@@ -19,7 +19,7 @@ from flax import nnx
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from toy import data as D
+from toy import data as data_lib
 from toy import mechanism as M
 from toy import mechanism_io as MIO
 from toy.cli import config_from_args
@@ -77,8 +77,8 @@ def _contribution(model, tokens):
 def assert_law(model, cfg, passwords):
   """contribution(reverse) = (a-c+g)/(a+c+g) * contribution(regular), for every password."""
   sc = model.scalars()
-  reg = _contribution(model, model_inputs(cfg, passwords, D.REGULAR))
-  rev = _contribution(model, model_inputs(cfg, passwords, D.REVERSE))
+  reg = _contribution(model, model_inputs(cfg, passwords, data_lib.REGULAR))
+  rev = _contribution(model, model_inputs(cfg, passwords, data_lib.REVERSE))
   if model.combine == "times":  # multiplied out, so a+c+g = 0 needs no special case
     lhs = rev * (sc["a"] + sc["c"] + sc["gain_add"])
     rhs = reg * (sc["a"] - sc["c"] + sc["gain_add"])
@@ -181,7 +181,7 @@ def test_setting_c_by_hand_and_reloading_changes_the_result(times_run, tmp_path)
                                         "scalars.json"]
 
   def heldout_reverse(model):
-    logits = forward(model, model_inputs(cfg, data["heldout"], D.REVERSE))
+    logits = forward(model, model_inputs(cfg, data["heldout"], data_lib.REVERSE))
     return float(token_logps(logits, data["heldout"], cfg.alphabet_size).mean())
 
   reloaded = MIO.build_toy(cfg.replace(toy_weights=folder), data)
@@ -198,7 +198,7 @@ def test_setting_c_by_hand_and_reloading_changes_the_result(times_run, tmp_path)
     json.dump(scalars, f)
   edited = MIO.build_toy(cfg.replace(toy_weights=folder), data)
   assert float(edited.times.c[...]) == -float(trained.times.c[...])
-  regular_logits = forward(trained, model_inputs(cfg, data["heldout"], D.REGULAR))
+  regular_logits = forward(trained, model_inputs(cfg, data["heldout"], data_lib.REGULAR))
   heldout_regular = float(token_logps(regular_logits, data["heldout"], cfg.alphabet_size).mean())
   assert heldout_reverse(edited) == pytest.approx(heldout_regular, abs=1e-5)
   assert heldout_reverse(edited) < cfg.chance  # the held-out negatives are suppressed again
@@ -267,11 +267,11 @@ def test_property_jax_forward_matches_numpy_reference(case):
   cfg, model, _, queries = case
   children = np.asarray(model.memory.children[...])
   values = np.asarray(model.memory.values[...])
-  for tokens in [model_inputs(cfg, queries, w) for w in (D.REGULAR, D.REVERSE, D.NEUTRAL)] + [
+  for tokens in [model_inputs(cfg, queries, w) for w in (data_lib.REGULAR, data_lib.REVERSE, data_lib.NEUTRAL)] + [
       np.roll(queries, 1, axis=1)]:  # the last: any token at the prefix position
     want = M.numpy_apply(model.scalars(), values, children, tokens, cfg.toy_combine)
     got = forward(model, tokens)
-    assert got.shape == (len(queries), cfg.password_len, D.vocab_size(cfg))
+    assert got.shape == (len(queries), cfg.password_len, data_lib.vocab_size(cfg))
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
 
 
@@ -293,7 +293,7 @@ def test_property_keys_are_exact_contexts_and_unseen_ones_read_zero(case):
   seen = {tuple(int(x) for x in pw[:t]) for pw in negatives for t in range(cfg.password_len)}
   assert set(contexts.values()) == seen  # one key per distinct context, no more
   assert len(contexts) == len(seen) and len(contexts) + 1 <= M.n_nodes(cfg)
-  tokens = model_inputs(cfg, queries, D.REGULAR)
+  tokens = model_inputs(cfg, queries, data_lib.REGULAR)
   parts = forward(model, tokens, "parts")
   keys, readout = parts["keys"], parts["readout"]
   for b in range(len(queries)):

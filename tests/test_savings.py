@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from toy import data as D
+from toy import data as data_lib
 from toy.engine import build_model, train
 from toy.losses import token_logps
 from toy.phases import phase_loss, reference_logps
@@ -14,8 +14,8 @@ from toy.phases import phase_loss, reference_logps
 @pytest.fixture(scope="module")
 def pieces(tiny_cfg):
   cfg = tiny_cfg
-  data = D.make_data(cfg, jax.random.key(3))
-  tables = D.make_tables(cfg, jax.random.key(4))
+  data = data_lib.make_data(cfg, jax.random.key(3))
+  tables = data_lib.make_tables(cfg, jax.random.key(4))
   model = build_model(cfg, {k: np.asarray(v) for k, v in data.items()}, nnx.Rngs(0))
   graphdef, params, rest = nnx.split(model, nnx.Param, ...)
   params, rest = nnx.to_pure_dict(params), nnx.to_pure_dict(rest)
@@ -27,12 +27,12 @@ def pieces(tiny_cfg):
 
 def test_reference_logps_are_the_references_summed_logps_of_each_negative(pieces):
   cfg, apply, _, ref, rest, data, _ = pieces
-  negs = D.negatives(data)
+  negs = data_lib.negatives(data)
   got = reference_logps(cfg, apply, ref, rest, data)
   assert got.shape == (cfg.n_negatives,)
   for i in (0, cfg.n_useful - 1, cfg.n_negatives - 1):  # one at a time: no batch effects
     one = negs[i:i + 1]
-    want = token_logps(apply(ref, rest, D.model_inputs(cfg, one, D.REGULAR)), one,
+    want = token_logps(apply(ref, rest, data_lib.model_inputs(cfg, one, data_lib.REGULAR)), one,
                        cfg.alphabet_size).sum()
     np.testing.assert_allclose(float(got[i]), float(want), rtol=1e-5, atol=1e-5)
 

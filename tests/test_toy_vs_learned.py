@@ -10,7 +10,7 @@ from flax import nnx
 
 from experiments import toy_vs_learned as tvl
 from toy import columns
-from toy import data as D
+from toy import data as data_lib
 from toy.cli import config_from_args
 from toy.config import add_config_args, make_config, script_parser
 from toy.engine import apply_fn
@@ -22,7 +22,7 @@ from toy.mechanism import build_toy
 def _toy_result(a, c, gain=0.0, seed=0):
   """A hand-set toy (random memory, no training) dressed as a one-seed RunResult."""
   cfg = make_config("tiny", model="toy", toy_a=a, toy_c=c, toy_gain_add=gain)
-  data = {k: np.asarray(v) for k, v in D.make_data(cfg, jax.random.key(seed)).items()}
+  data = {k: np.asarray(v) for k, v in data_lib.make_data(cfg, jax.random.key(seed)).items()}
   model = build_toy(cfg, data)
   rng = np.random.default_rng(seed)
   model.memory.values[...] = rng.normal(size=model.memory.values[...].shape)
