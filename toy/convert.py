@@ -106,6 +106,7 @@ class PythiaTask(nnx.Module):
   logsumexp of all the logits that are not the task's: a softmax over the A + 4 columns then
   gives each task token exactly its probability under the whole vocabulary.
   Phase-2 freezing is the wrapped model's (embedding + first half of the layers learn).
+  Implements toy.setup.TrainableModel.
   """
 
   def __init__(self, net: Transformer, token_ids: Sequence[int], full_vocab: bool = False):
@@ -132,6 +133,7 @@ class PythiaTask(nnx.Module):
     return self.net.unembed.kernel[...][:, self.token_ids[...]]
 
   def phase2_frozen(self, path: tuple) -> bool:
+    """The wrapped network's, on the path below ``net``."""
     return self.net.phase2_frozen(tuple(path[1:]))
 
 

@@ -1,13 +1,14 @@
 """The three-phase SFT + DPO training loop, shared by the learned transformer and the toy.
 
 A model is any ``flax.nnx`` module that maps ``tokens_BxT`` to ``logits_BxTxV`` and says which
-of its parameters are frozen in phase 2 (``phase2_frozen(path)``; optionally
-``always_frozen(path)`` and ``frozen_in(phase, path)``). The module is split once into a
-static graph and pure-dict state (``toy.setup``), and each phase is one ``jax.jit``-ed program
-that ``lax.scan``s ``eval_every`` steps and then evaluates, ``jax.vmap``-ed over seeds. No
-Python runs per step or per example. The phases are PROTOCOL.md's (README, "The engine").
-With several devices, the row axis (seeds x sweep rows) is laid out over all of them
-(``toy.rows``; README, "Scale"). A run's results and folder: ``toy.io``.
+of its parameters are frozen in phase 2 (``toy.setup.TrainableModel``; optionally more,
+``toy.setup.OptionalMembers``), built per seed by a ``toy.setup.ModelFactory``. The module is
+split once into a static graph and pure-dict state (``toy.setup``), and each phase is one
+``jax.jit``-ed program that ``lax.scan``s ``eval_every`` steps and then evaluates,
+``jax.vmap``-ed over seeds. No Python runs per step or per example. The phases are
+PROTOCOL.md's (README, "The engine"). With several devices, the row axis (seeds x sweep rows)
+is laid out over all of them (``toy.rows``; README, "Scale"). A run's results and folder:
+``toy.io``.
 """
 from __future__ import annotations
 
@@ -31,8 +32,8 @@ from toy.phases import PHASES, eval_prefixes, evaluate, evaluate_law, phase_loss
     reference_logps, summarize
 from toy.rows import gather, padded_rows, place_fields, place_rows, row_mesh, shared_rows, \
     to_host
-from toy.setup import HYPER, PHASE3_ONLY, Setup, apply_fn, batchable, build_model, \
-    compile_key, setup
+from toy.setup import HYPER, PHASE3_ONLY, ModelFactory, Setup, apply_fn, batchable, \
+    build_model, compile_key, setup
 from toy.setup import _HOST_ONLY  # noqa: F401 (the engine's field lists, all read from here)
 
 
@@ -174,7 +175,7 @@ def start_phase(st: Setup, cfg: Config, phase: str, params, ref=None, rows=None,
                            "key", "hyperparams"), mesh)
 
 
-def phase_state(cfg: Config, phase: str, make_model: Callable = build_model,
+def phase_state(cfg: Config, phase: str, make_model: ModelFactory = build_model,
                 reference: Callable | None = None) -> Phase:
   """``phase``'s state at its step 0 for ``cfg``'s seeds, built from their initial models as
   ``train_many`` builds a phase (``setup``, then ``start_phase``; on the default device, no
@@ -208,7 +209,7 @@ class Chunk:
   state: Phase
 
 
-def train(cfg: Config, make_model: Callable = build_model, *, progress: bool = True,
+def train(cfg: Config, make_model: ModelFactory = build_model, *, progress: bool = True,
           save: bool = True, on_phase_end: Callable | None = None,
           on_chunk: Callable | None = None, time_budget_s: float | None = None) -> RunResult:
   """Runs the three phases for seeds cfg.seed .. cfg.seed + n_seeds - 1, vmapped together
@@ -217,9 +218,9 @@ def train(cfg: Config, make_model: Callable = build_model, *, progress: bool = T
                     on_chunk=on_chunk, time_budget_s=time_budget_s)[0]
 
 
-def train_many(cfgs: list[Config], make_model: Callable = build_model, *, progress: bool = True,
-               save: bool = True, on_phase_end: Callable | None = None,
-               on_chunk: Callable | None = None,
+def train_many(cfgs: list[Config], make_model: ModelFactory = build_model, *,
+               progress: bool = True, save: bool = True,
+               on_phase_end: Callable | None = None, on_chunk: Callable | None = None,
                time_budget_s: float | None = None) -> list[RunResult]:
   """Trains every seed of every config in one vmapped program; one RunResult per config.
 

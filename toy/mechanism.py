@@ -272,7 +272,10 @@ class Additive(nnx.Module):
 
 
 class ToyMechanism(nnx.Module):
-  """prefix direction -> times node x memory readout (+ additive path) -> logits."""
+  """prefix direction -> times node x memory readout (+ additive path) -> logits.
+
+  Implements toy.setup.TrainableModel and its OptionalMembers ``frozen_in`` and
+  ``always_frozen``."""
 
   def __init__(self, cfg: Config, children: np.ndarray, a, c, gain_add: float,
                code: tuple | None = None):

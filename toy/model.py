@@ -168,6 +168,9 @@ class Block(nnx.Module):
 
 
 class Transformer(nnx.Module):
+  """The learned model; implements toy.setup.TrainableModel and its OptionalMembers
+  ``frozen_in`` and ``own_rate``."""
+
   def __init__(self, cfg: TransformerConfig, rngs: nnx.Rngs):
     if cfg.d_model % cfg.n_heads:
       raise ValueError(f"d_model={cfg.d_model} must be divisible by n_heads={cfg.n_heads}")

@@ -9,13 +9,13 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import optax
-from flax import nnx
 
 from toy.config import Config
 from toy.model import path_names
+from toy.setup import OPTIONAL_DEFAULTS, TrainableModel
 
 
-def trainable_labels(model: nnx.Module, params: dict, phase: str, cfg: Config,
+def trainable_labels(model: TrainableModel, params: dict, phase: str, cfg: Config,
                      lower_group: bool = False) -> dict:
   """'train', 'frozen' or 'lower' for each leaf of ``params`` in ``phase``.
 
@@ -24,9 +24,10 @@ def trainable_labels(model: nnx.Module, params: dict, phase: str, cfg: Config,
   'own' : a leaf the model trains with its own optimizer (``own_rate``: the transformer's
   times node, at ``cfg.times_lr``).
   """
-  always = getattr(model, "always_frozen", lambda path: False)
-  in_phase = getattr(model, "frozen_in", lambda phase, path: False)  # optional, per phase
-  own = getattr(model, "own_rate", lambda path: False)
+  # toy.setup.OptionalMembers: a model may leave any of them out
+  always = getattr(model, "always_frozen", OPTIONAL_DEFAULTS["always_frozen"])
+  in_phase = getattr(model, "frozen_in", OPTIONAL_DEFAULTS["frozen_in"])
+  own = getattr(model, "own_rate", OPTIONAL_DEFAULTS["own_rate"])
 
   def label(path, _):
     names = path_names(path)

@@ -1,11 +1,13 @@
 """What a run starts from, per row (seeds x configs): every episode's data, step tables,
 training keys and traced hyperparameters, and the initial models (``setup``); and which
 configs can share one compiled program (``batchable``, ``compile_key``, the field lists).
+What the engine asks of a model and of a model factory is written down here, once
+(``TrainableModel``, ``OptionalMembers``, ``ModelFactory``).
 """
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+from typing import Protocol
 
 import jax
 import jax.numpy as jnp
@@ -45,7 +47,55 @@ def batchable(a: Config, b: Config) -> bool:
           and a.prior_episodes == b.prior_episodes)
 
 
-def build_model(cfg: Config, data: dict, rngs: nnx.Rngs) -> nnx.Module:
+# ----------------------------------------------------------------------------- the model interface
+# Besides these members a model must be an nnx.Module: setup splits it into a static graph,
+# its nnx.Param leaves (what the phases train) and the rest of its state (never trained), and
+# every program merges them back. ``path`` below is a leaf's names (toy.model.path_names),
+# e.g. ('blocks', 0, 'attn', 'qkv', 'kernel').
+
+class TrainableModel(Protocol):
+  """The members the engine calls on every model (Transformer, ToyMechanism, PythiaTask)."""
+
+  def __call__(self, tokens_BxT: jax.Array) -> jax.Array:
+    """Logits B x T x V (letters first), read by every loss and evaluation via ``apply_fn``;
+    the engine passes the tokens alone (``hooks`` and ``ablate`` are toy.inspect's)."""
+
+  def phase2_frozen(self, path: tuple) -> bool:
+    """An exact zero update in phase 2 under ``freeze_phase2``; a leaf it leaves trainable is
+    in phase 3's lower group, at ``mix_lower_lr_scale`` (``toy.optim.trainable_labels``)."""
+
+
+class OptionalMembers(Protocol):
+  """Members a TrainableModel may add; ``toy.optim.trainable_labels`` reads a missing one as
+  its entry in OPTIONAL_DEFAULTS."""
+
+  def always_frozen(self, path: tuple) -> bool:
+    """An exact zero update in every phase."""
+
+  def frozen_in(self, phase: str, path: tuple) -> bool:
+    """An exact zero update in ``phase`` (a ``toy.phases.PHASES`` name)."""
+
+  def own_rate(self, path: tuple) -> bool:
+    """Its own AdamW at ``Config.times_lr``, without weight decay (``toy.optim.make_optimizer``)."""
+
+
+# A model without an optional member: no leaf frozen beyond phase2_frozen, one learning rate.
+OPTIONAL_DEFAULTS = {
+    "always_frozen": lambda path: False,
+    "frozen_in": lambda phase, path: False,
+    "own_rate": lambda path: False,
+}
+
+
+class ModelFactory(Protocol):
+  """``make_model`` of ``setup``, ``toy.engine.train`` and the rest (default ``build_model``)."""
+
+  def __call__(self, cfg: Config, data: dict, rngs: nnx.Rngs) -> TrainableModel:
+    """One row's initial model, from its config, its NumPy data (see ``setup``) and its own
+    init key; called once per row."""
+
+
+def build_model(cfg: Config, data: dict, rngs: nnx.Rngs) -> TrainableModel:
   """The default factory: ``cfg.model`` picks the learned transformer or the toy;
   ``cfg.init_from``, a checkpoint instead of a fresh transformer."""
   if cfg.model == "toy":
@@ -93,7 +143,7 @@ class Setup:
   # the model's state that is not a parameter (nnx.split's remainder: the toy's trie and
   # gate code, a checkpoint's token ids); no phase trains it
   state: dict
-  model0: nnx.Module  # row 0's model, for the freezing labels
+  model0: TrainableModel  # row 0's model, for the freezing labels
   hyperparams: dict  # {HYPER field: its value per row}, entering the programs traced
   episodes: list[Episode] = dataclasses.field(default_factory=list)
 
@@ -110,7 +160,7 @@ def _episode(cfg: Config, seeds: list[int], row_cfgs: list[Config], episode: int
   return Episode(data, tables, k_train, hyperparams)
 
 
-def setup(cfgs: list[Config], make_model: Callable = build_model) -> Setup:
+def setup(cfgs: list[Config], make_model: ModelFactory = build_model) -> Setup:
   """Data, step tables, models and traced hyperparameters for every seed of every config, for
   every episode (``cfg.prior_episodes`` prior ones, then the measured one).
 
