@@ -13,7 +13,7 @@ chance ≥ +0.3 at the end), on seeds 100-101 (never used elsewhere), each besid
 scale 0 (same phases 1-2). Then the arms of experiments/acquired.py (scratch, sham,
 acquired, lever), 8 seeds (0-7), run at the chosen point.
 
-Predictions, written before the runs:
+Predictions, written before the probe ran (its outcome is in docs/acquired.md):
 - phase 2 stores the suppression at 16 letters as at 8 (phase-2 end about −2.4 nats/token
   for both sets, as in results/partial/); what fails is phase 3's learning of the useful set.
 - a longer phase 3 (mix_steps 600) helps both routes: more steps to rewrite the lower half
@@ -48,8 +48,10 @@ PROBE = [(label, _l16(PROBE_SEEDS, mix_lower_lr_scale=s, **kw))
                            ("phase 2 x2, phase 3 600 steps", dict(dpo_repeats=60, mix_steps=600)))
          for s in (1.0, 0.0)]
 PROBE = [(f"{label}, scale {cfg.mix_lower_lr_scale:g}", cfg) for label, cfg in PROBE]
-# The probe's choice, filled in from its table (results/long_passwords.md) before the arms run.
-CHOSEN: dict | None = None
+# The probe's choice (results/long_passwords.md): with phase 3 at 600 steps PROTOCOL learns the
+# useful negatives (+1.95 over chance, seeds 100-101); at the preset's 300 it does not
+# (+0.02), nor with a phase-3 rate of 1e-2 (+0.05).
+CHOSEN: dict | None = dict(mix_steps=600)
 
 
 def arms() -> list:
