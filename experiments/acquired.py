@@ -227,6 +227,16 @@ def paired_lines(records: dict) -> list[str]:
       lines.append(_paired_row("acquired: held-out − placebo", seeds,
                                record_values(got["acquired"], key)
                                - record_values(got["acquired"], placebo)))
+  # The dial against the one-prior-episode arms of the same seeds (0-7), and its placebo.
+  main = dict(records.get("main", []))
+  for label, r in records.get("dial", []):
+    base = "acquired" if r["config"]["prior_mix_lower_lr_scale"] == 0 else "sham"
+    if base in main and r["config"]["seed"] == main[base]["config"]["seed"]:
+      lines.append(_paired_row(f"{label} − {base}", "0–7", record_values(r, key)
+                               - record_values(main[base], key)))
+    if record_values(r, placebo) is not None:
+      lines.append(_paired_row(f"{label}: held-out − placebo", "0–7",
+                               record_values(r, key) - record_values(r, placebo)))
   both = [dict(records.get(s, [])).get("acquired") for s in blocks.values()]
   if all(both):
     lines.append(_paired_row("acquired: held-out − control against 0", "0–15 pooled",
