@@ -41,7 +41,7 @@ from toy.stats import STUDY_UPLIFT, paired_test
 from toy.engine import train_many
 from toy.io import save_run
 from toy.points import PARTIAL_OUT
-from toy.sweep import is_stored, load_point, point_id, run_sweep
+from toy.sweep import is_stored, load_point, point_id, run_sweep, stored_folder
 
 OUT = os.path.join("results", "acquired")
 MD = os.path.join("results", "acquired.md")
@@ -104,7 +104,7 @@ ALSO_READ = (PARTIAL_OUT,)
 
 def stored_in(cfg, out: str) -> str | None:
   """The folder that holds ``cfg``'s point: ``out``, else one of ALSO_READ; None if none."""
-  return next((f for f in (out, *ALSO_READ) if is_stored(f, cfg)), None)
+  return stored_folder(cfg, (out, *ALSO_READ))
 
 
 RUNS = os.path.join("runs", "acquired")  # trained models, for inspect_acquired.py (not committed)

@@ -25,13 +25,13 @@ import numpy as np
 
 import toy
 from toy.config import producing_command, script_parser
-from toy.measure import SHARED_NOTE, law_record, record_values
+from toy.measure import SHARED_NOTE, STUDY_KEYS, law_record, record_values
 from toy.points import CONFIRM_ALSO_READ, CONFIRM_OUT, CONFIRM_POINTS, CONFIRM_SEED, \
     confirm_config
 from toy.plots import save_figure
 from toy.stats import DASH, fmt, fmt_g, fmt_g_ratio, fmt_study, g_summary, paired_test, \
     study_test
-from toy.sweep import is_stored, load_point, point_path, run_sweep
+from toy.sweep import load_point, point_path, run_sweep, stored_folder
 
 OUT, ALSO_READ, CONFIRM, POINTS = CONFIRM_OUT, CONFIRM_ALSO_READ, CONFIRM_SEED, CONFIRM_POINTS
 MD = os.path.join("results", "confirm.md")
@@ -49,10 +49,8 @@ HEADLINE = "reverse/heldout_minus_control/final"
 
 def find(cfg, folders=(OUT, *ALSO_READ)) -> dict | None:
   """The stored record of ``cfg`` in the first folder that has it; None if none does."""
-  for folder in folders:
-    if is_stored(folder, cfg):
-      return load_point(folder, cfg)
-  return None
+  folder = stored_folder(cfg, folders)
+  return None if folder is None else load_point(folder, cfg)
 
 
 def values(records: list[dict | None], key: str) -> np.ndarray | None:
@@ -71,7 +69,7 @@ def cell(records: list[dict | None], key: str) -> str:
   v = values(records, key)
   if v is None:
     return DASH
-  if key.endswith("/max") and "minus" not in key:
+  if key in STUDY_KEYS:
     return fmt_study(study_test(v))
   return fmt(paired_test(v, 0.0)) + f", {int((v > 0).sum())}/{v.size} > 0"
 
@@ -162,10 +160,8 @@ def main(argv=None):
 
 
 def _where(cfg, folders) -> str:
-  for folder in folders:
-    if is_stored(folder, cfg):
-      return point_path(folder, cfg)
-  return "not stored"
+  folder = stored_folder(cfg, folders)
+  return "not stored" if folder is None else point_path(folder, cfg)
 
 
 if __name__ == "__main__":

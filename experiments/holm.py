@@ -29,7 +29,7 @@ from toy import points as P
 from toy.config import make_config, producing_command
 from toy.measure import record_values, share_trend
 from toy.stats import holm, paired_test
-from toy.sweep import is_stored, load_point, point_id
+from toy.sweep import is_stored, load_point, point_id, stored_folder
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 ALPHA = 0.05
@@ -147,8 +147,8 @@ def record(source):
   elif kind == "confirm":  # a headline point on the confirmation seeds 8-15
     cfg = dict((label, c) for label, _, _, c in P.CONFIRM_POINTS).get(source[1])
     cfg = cfg and P.confirm_config(cfg)
-    folder = cfg and next((os.path.join(ROOT, f) for f in (P.CONFIRM_OUT, *P.CONFIRM_ALSO_READ)
-                           if is_stored(os.path.join(ROOT, f), cfg)), None)
+    folder = cfg and stored_folder(cfg, [os.path.join(ROOT, f) for f in
+                                         (P.CONFIRM_OUT, *P.CONFIRM_ALSO_READ)])
     if cfg is not None and folder is None:
       return None, f"confirmation point {source[1]} not stored"
   elif kind == "search":

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 
 from toy.config import Config, make_config
-from toy.sweep import is_stored
+from toy.sweep import stored_folder
 
 # The seeds of partial.py and the ladder: their plain-GELU points are the same configs.
 SEEDS = dict(seed=0, n_seeds=8)
@@ -83,10 +83,7 @@ RUNG_BY_NAME = {name: cfg for name, _, _, cfg in RUNGS}
 def rung_folder(cfg: Config, out: str) -> str | None:
   """The folder that holds a rung's stored point: ``out`` or one of LADDER_ALSO_READ; None
   where neither does."""
-  for folder in (out, *LADDER_ALSO_READ):
-    if is_stored(folder, cfg):
-      return folder
-  return None
+  return stored_folder(cfg, (out, *LADDER_ALSO_READ))
 
 
 # ----------------------------------------------------------------------------- paper_figures.py

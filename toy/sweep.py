@@ -80,6 +80,12 @@ def is_stored(out_dir: str, cfg: Config) -> bool:
   return os.path.exists(point_path(out_dir, cfg))
 
 
+def stored_folder(cfg: Config, folders) -> str | None:
+  """The first of ``folders`` that holds ``cfg``'s point (experiments read each other's stored
+  points: the same config has the same file name); None where none does."""
+  return next((f for f in folders if is_stored(f, cfg)), None)
+
+
 def seed_values(record: dict, key: str) -> np.ndarray:
   """A stored point's per-seed values (``toy.measure.record_values``); KeyError where the
   point has none."""
