@@ -10,7 +10,8 @@ import argparse
 
 from toy.cli import config_from_args
 from toy.config import Config
-from toy.engine import batchable, train, train_many
+from toy.engine import train, train_many
+from toy.setup import batch_groups
 from toy.io import default_run_name
 
 DEFAULTS = dict(n_seeds=2, preset="partial")  # flags not given
@@ -86,13 +87,8 @@ def train_columns(cfgs: dict[str, Config], save: bool = True) -> dict:
   fields; the acquired column runs two episodes, so it is a program of its own);
   {name: RunResult}."""
   results = {name: train(c, save=save) for name, c in cfgs.items() if c.model == "toy"}
-  groups: list[list[str]] = []
-  for name in (n for n, c in cfgs.items() if c.model != "toy"):
-    group = next((g for g in groups if batchable(cfgs[g[0]], cfgs[name])), None)
-    if group is None:
-      groups.append([name])
-    else:
-      group.append(name)
-  for group in groups:
-    results.update(zip(group, train_many([cfgs[n] for n in group], save=save)))
+  learned = [n for n, c in cfgs.items() if c.model != "toy"]
+  for group in batch_groups([cfgs[n] for n in learned]):
+    names = [learned[i] for i in group]
+    results.update(zip(names, train_many([cfgs[n] for n in names], save=save)))
   return {name: results[name] for name in cfgs}

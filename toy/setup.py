@@ -47,6 +47,19 @@ def batchable(a: Config, b: Config) -> bool:
           and a.prior_episodes == b.prior_episodes)
 
 
+def batch_groups(cfgs) -> list[list[int]]:
+  """Indices of ``cfgs`` grouped so that each group can train as one ``train_many`` program:
+  each config joins the first group whose first config it is ``batchable`` with."""
+  groups: list[list[int]] = []
+  for i, cfg in enumerate(cfgs):
+    group = next((g for g in groups if batchable(cfgs[g[0]], cfg)), None)
+    if group is None:
+      groups.append([i])
+    else:
+      group.append(i)
+  return groups
+
+
 # ----------------------------------------------------------------------------- the model interface
 # Besides these members a model must be an nnx.Module: setup splits it into a static graph,
 # its nnx.Param leaves (what the phases train) and the rest of its state (never trained), and

@@ -16,7 +16,8 @@ from typing import Callable
 import numpy as np
 
 from toy.config import Config, role_fields
-from toy.engine import batchable, train_many
+from toy.engine import train_many
+from toy.setup import batch_groups
 from toy.io import write_json_atomic
 from toy.measure import record_values
 
@@ -48,16 +49,8 @@ def run_sweep(cfgs: list[Config], out_dir: str, *, train_fn: Callable = train_ma
   ``on_result(cfg, result)`` sees each fresh RunResult before it is written (e.g. to add
   per-password measurements to the record, e.g. ``toy.measure.law_record``).
   """
-  groups: list[list[Config]] = []
-  for cfg in cfgs:
-    if is_stored(out_dir, cfg):
-      continue
-    for group in groups:
-      if batchable(group[0], cfg):
-        group.append(cfg)
-        break
-    else:
-      groups.append([cfg])
+  todo = [cfg for cfg in cfgs if not is_stored(out_dir, cfg)]
+  groups = [[todo[i] for i in group] for group in batch_groups(todo)]
   for gi, group in enumerate(groups):
     if progress:
       print(f"sweep {out_dir}: group {gi + 1}/{len(groups)}, {len(group)} configs, "
