@@ -173,15 +173,14 @@ def patching_table(name: str, p: dict) -> list[str]:
   return lines + ["", "Clean runs (nats/token, for reference): " + "; ".join(clean) + ".", ""]
 
 
-def halves(law: dict, n_layers: int) -> dict | None:
-  """Per seed, the law's shares summed over the lower half (the embedding and blocks below
-  n_layers / 2, what the partial lever freezes) and over the upper half, for each set; None
-  for a model without blocks (the toy)."""
+def halves(law: dict, upper_blocks: list[int]) -> dict | None:
+  """Per seed, the law's shares summed over the lower half (the embedding and the blocks
+  below ``upper_blocks``, the ones phase 2 freezes: toy.inspect.upper_blocks) and over the
+  upper half, for each set; None for a model without blocks (the toy)."""
   if not any(c.startswith("blocks.") for c in law):
     return None
-  lower = lambda c: c == "embed" or (c.startswith("blocks.") and
-                                     int(c.split(".")[1]) < n_layers // 2)
-  upper = lambda c: c.startswith("blocks.") and not lower(c)
+  upper = lambda c: c.startswith("blocks.") and int(c.split(".")[1]) in upper_blocks
+  lower = lambda c: c == "embed" or (c.startswith("blocks.") and not upper(c))
   return {(half, s): np.sum([law[c][f"share/{s}"] for c in law if part(c)], axis=0)
           for half, part in (("lower", lower), ("upper", upper)) for s in LAW_SETS}
 
@@ -190,8 +189,8 @@ def halves_lines(runs: dict, out: dict) -> list[str]:
   lines = ["| model | lower half, useful | lower half, held-out | upper half, useful | "
            "upper half, held-out | upper half: held-out / useful (per seed) |",
            "|---|---|---|---|---|---|"]
-  for name, r in runs.items():
-    h = halves(out[name]["law"], r.cfg.n_layers)
+  for name in runs:
+    h = halves(out[name]["law"], out[name]["direction"]["upper_blocks"])
     if h is None:
       continue
     ratio = h[("upper", "heldout")] / h[("upper", "useful")]

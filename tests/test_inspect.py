@@ -257,7 +257,8 @@ def test_end_to_end_at_tiny_loads_the_saved_runs(tmp_path):
     assert heading in table
   # the halves split the shares: lower + upper + the bias's share is the law slope, per seed
   for name, r in runs.items():
-    law, h = out[name]["law"], flip.halves(out[name]["law"], r.cfg.n_layers)
+    law = out[name]["law"]
+    h = flip.halves(law, out[name]["direction"]["upper_blocks"])
     if r.cfg.model == "toy":
       assert h is None
       continue
