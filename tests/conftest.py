@@ -1,5 +1,21 @@
-"""Shared fixtures: the compile cache and a tiny config writing into a temporary folder."""
+"""Shared fixtures: the compile cache, the suite's fast compile, a tiny config writing into a
+temporary folder, and the runs trained under the default compile (tests/default_compile.py)."""
 import os
+import pickle
+import subprocess
+import sys
+import tempfile
+import time
+
+# The tests' programs are tiny: XLA's compile time, not their run time, is what the suite
+# waits on. Without LLVM's optimisations and the new fusion emitters a first compile takes
+# half as long and on one core (a tiny run: 30 s on 1.4 cores -> 15 s on 1). Two different
+# programs then round differently, so the few tests that compare two programs to the bit read
+# runs trained under the default compile (tests/default_compile.py). Set before jax starts
+# its backend; the caller's own XLA_FLAGS (kept once, for xdist's workers) come last and win.
+FAST_COMPILE = "--xla_backend_optimization_level=0 --xla_cpu_use_fusion_emitters=false"
+USER_XLA_FLAGS = os.environ.setdefault("TOY_TESTS_USER_XLA_FLAGS", os.environ.get("XLA_FLAGS", ""))
+os.environ["XLA_FLAGS"] = f"{FAST_COMPILE} {USER_XLA_FLAGS}".strip()
 
 import pytest
 
@@ -13,3 +29,57 @@ toy.enable_compilation_cache(os.environ.get("TOY_JAX_CACHE"))
 def tiny_cfg(tmp_path_factory):
   from toy.config import make_config
   return make_config("tiny", out_dir=str(tmp_path_factory.mktemp("runs")))
+
+
+DEFAULT_COMPILE = os.path.join(os.path.dirname(__file__), "default_compile.py")
+_default_compile: subprocess.Popen | None = None
+
+
+def pytest_configure(config):
+  # One folder a session: pytest-xdist's workers inherit it from the process that starts them.
+  os.environ.setdefault("TOY_DEFAULT_COMPILE_OUT", tempfile.mkdtemp(prefix="toy_default_"))
+
+
+def _needs_default_compile(item) -> bool:
+  return "default_compile_runs" in getattr(item, "fixturenames", ())
+
+
+def pytest_collection_modifyitems(config, items):
+  """Starts tests/default_compile.py once a session, as soon as a collected test needs it,
+  so that it trains while the other tests run (the first xdist worker to get here starts it),
+  and moves the files of the tests that read it to the end, so that nobody waits for it."""
+  global _default_compile
+  late = {item.path for item in items if _needs_default_compile(item)}
+  if not late:
+    return
+  items.sort(key=lambda item: item.path in late)  # stable: the order within stays
+  out = os.environ["TOY_DEFAULT_COMPILE_OUT"]
+  try:
+    os.close(os.open(os.path.join(out, "started"), os.O_CREAT | os.O_EXCL))
+  except FileExistsError:
+    return
+  with open(os.path.join(out, "log.txt"), "w") as log:
+    _default_compile = subprocess.Popen([sys.executable, DEFAULT_COMPILE, out],
+                                        env={**os.environ, "XLA_FLAGS": USER_XLA_FLAGS},
+                                        stdout=log, stderr=subprocess.STDOUT)
+
+
+def pytest_unconfigure(config):
+  if _default_compile is not None and _default_compile.poll() is None:
+    _default_compile.kill()  # the session ended early (a failure with -x, ^C)
+
+
+@pytest.fixture(scope="session")
+def default_compile_runs() -> dict:
+  """tests/default_compile.py's runs: {name: {"params": leaves, "history": rows}}."""
+  out = os.environ["TOY_DEFAULT_COMPILE_OUT"]
+  done, failed = os.path.join(out, "runs.pkl"), os.path.join(out, "failed")
+  deadline = time.monotonic() + 1800
+  while not os.path.exists(done):
+    crashed = _default_compile is not None and _default_compile.poll() not in (None, 0)
+    if os.path.exists(failed) or crashed or time.monotonic() > deadline:
+      with open(os.path.join(out, "log.txt")) as f:
+        pytest.fail(f"tests/default_compile.py did not finish:\n{f.read()[-3000:]}")
+    time.sleep(0.5)
+  with open(done, "rb") as f:
+    return pickle.load(f)

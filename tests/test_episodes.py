@@ -16,16 +16,18 @@ from toy.engine import train
 GOLDEN = os.path.join(os.path.dirname(__file__), "data", "default_histories_tiny.json")
 
 
-def test_default_runs_are_the_runs_before_prior_episodes_existed():
-  # Written by the engine before prior_episodes was added (commit f1de0b8), 2 seeds each.
-  # Bitwise equal on the machine that wrote it; compared to 1e-6 here, and only on the keys
-  # it holds, so that evaluation sets added later may join the history.
+def test_default_runs_are_the_runs_before_prior_episodes_existed(default_compile_runs):
+  # Written by the engine before prior_episodes was added (commit f1de0b8), 2 seeds each,
+  # under XLA's default compile (so the runs are tests/default_compile.py's). Bitwise equal on
+  # the machine that wrote it; compared to 1e-6 here, and only on the keys it holds, so that
+  # evaluation sets added later may join the history.
   with open(GOLDEN) as f:
     golden = json.load(f)
+  assert set(golden) == {"transformer", "toy"}
   for model, want in golden.items():
-    r = train(make_config("tiny", model=model, n_seeds=2), progress=False, save=False)
-    assert len(r.history) == len(want["history"])
-    for got, old in zip(r.history, want["history"]):
+    history = default_compile_runs["tiny" if model == "transformer" else "toy"]["history"]
+    assert len(history) == len(want["history"])
+    for got, old in zip(history, want["history"]):
       assert "episode" not in got
       assert {k: got[k] for k in old if not isinstance(old[k], float)} == \
           {k: v for k, v in old.items() if not isinstance(v, float)}

@@ -6,7 +6,7 @@ import pytest
 from flax import nnx
 
 from toy import data as data_lib
-from toy.engine import build_model, train
+from toy.engine import build_model
 from toy.losses import token_logps
 from toy.phases import phase_loss, reference_logps
 
@@ -58,24 +58,28 @@ def test_phase_loss_with_precomputed_reference_equals_the_per_step_forward(piece
     assert abs(float(other) - float(per_step)) > 1e-3
 
 
-def test_a_phase_not_a_multiple_of_eval_every_trains_as_unpadded_chunks(tiny_cfg):
+def test_a_phase_not_a_multiple_of_eval_every_trains_as_unpadded_chunks(default_compile_runs):
   """The tiny preset's eval_every=3 pads the last chunk of phases 2 and 3 (16 steps each) with
   two steps; eval_every=1 never pads. Padded steps must neither move the state nor enter the
-  recorded means."""
-  assert tiny_cfg.eval_every == 3 and tiny_cfg.dpo_steps == tiny_cfg.mix_steps_resolved == 16
-  padded = train(tiny_cfg.replace(run_name="pad"), progress=False, save=False)
-  single = train(tiny_cfg.replace(eval_every=1, run_name="one"), progress=False, save=False)
-  at = {(r["phase"], r["step"]): r for r in single.history}
-  assert [r["step"] for r in padded.history if r["phase"] == "dpo"] == [3, 6, 9, 12, 15, 16]
-  for row in padded.history:
-    ref = at[(row["phase"], row["step"])]
+  recorded means. Two programs compared to 1e-5: trained under the default compile (tiny, 2
+  seeds; tests/default_compile.py)."""
+  from default_compile import TINY
+  assert TINY.eval_every == 3 and TINY.dpo_steps == TINY.mix_steps_resolved == 16
+  padded, single = default_compile_runs["tiny"], default_compile_runs["eval_every_1"]
+  at = {(r["seed"], r["phase"], r["step"]): r for r in single["history"]}
+  for seed in (0, 1):
+    assert [r["step"] for r in padded["history"] if r["phase"] == "dpo" and r["seed"] == seed] \
+        == [3, 6, 9, 12, 15, 16]
+  for row in padded["history"]:
+    ref = at[(row["seed"], row["phase"], row["step"])]
     assert row["global_step"] == ref["global_step"]
     for k, v in row.items():
       if k.startswith("eval/"):
         assert v == pytest.approx(ref[k], abs=1e-5), (row["phase"], row["step"], k)
   # each phase's last chunk holds one real step and two padded ones: its mean is that step's
-  for phase in ("dpo", "mix"):
-    last = [r for r in padded.history if r["phase"] == phase][-1]
-    assert last["train/loss"] == pytest.approx(at[(phase, 16)]["train/loss"], abs=1e-5)
-  for a, b in zip(jax.tree.leaves(padded.params), jax.tree.leaves(single.params)):
-    np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-5)
+  for seed in (0, 1):
+    for phase in ("dpo", "mix"):
+      last = [r for r in padded["history"] if r["phase"] == phase and r["seed"] == seed][-1]
+      assert last["train/loss"] == pytest.approx(at[(seed, phase, 16)]["train/loss"], abs=1e-5)
+  for a, b in zip(padded["params"], single["params"], strict=True):
+    np.testing.assert_allclose(a, b, atol=1e-5)

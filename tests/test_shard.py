@@ -56,8 +56,8 @@ print(json.dumps({{"device_count": jax.device_count(), "calls": calls,
 @pytest.fixture(scope="module")
 def two_devices(tmp_path_factory):
   out = str(tmp_path_factory.mktemp("runs2"))
-  env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
-         "JAX_PLATFORMS": "cpu"}
+  flags = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=2"
+  env = {**os.environ, "XLA_FLAGS": flags.strip(), "JAX_PLATFORMS": "cpu"}
   tests = os.path.dirname(os.path.abspath(__file__))
   proc = subprocess.run([sys.executable, "-c", TWO_DEVICES.format(tests=tests, out=out)],
                         env=env, capture_output=True, text=True, timeout=600)
