@@ -65,8 +65,9 @@ def pytest_collection_modifyitems(config, items):
 
 
 def pytest_unconfigure(config):
-  if _default_compile is not None and _default_compile.poll() is None:
-    _default_compile.kill()  # the session ended early (a failure with -x, ^C)
+  # Waited for, not killed: another xdist worker may still be reading it (^C reaches it too).
+  if _default_compile is not None:
+    _default_compile.wait()
 
 
 @pytest.fixture(scope="session")
