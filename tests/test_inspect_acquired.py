@@ -3,8 +3,6 @@ experiments/inspect_acquired.py is built on, and that script end to end on untra
 folders laid out as experiments/acquired.py writes them."""
 import dataclasses
 import os
-import subprocess
-import sys
 
 import jax
 import numpy as np
@@ -88,19 +86,15 @@ def _write_points(runs: str):
 
 
 def test_script_end_to_end_on_untrained_folders(tmp_path):
+  # In this process, not a subprocess: its programs are the ones the other tests compiled.
+  from experiments import inspect_acquired
   runs, md = str(tmp_path / "runs"), str(tmp_path / "ia.md")
-  script = os.path.join(ROOT, "experiments", "inspect_acquired.py")
-  env = {**os.environ, "PYTHONPATH": os.path.abspath(ROOT)}
-  missing = subprocess.run([sys.executable, script, "--preset", "tiny", "--runs", runs,
-                            "--out-md", md, "--figure", str(tmp_path / "ia.png")],
-                           capture_output=True, text=True, env=env, timeout=600)
-  assert missing.returncode != 0
-  assert "acquired.py --stage main --preset tiny" in missing.stderr.strip().splitlines()[-1]
+  argv = ["--preset", "tiny", "--runs", runs, "--out-md", md, "--figure", str(tmp_path / "ia.png")]
+  with pytest.raises(SystemExit) as missing:
+    inspect_acquired.main(argv)
+  assert "acquired.py --stage main --preset tiny" in str(missing.value).strip().splitlines()[-1]
   _write_points(runs)
-  done = subprocess.run([sys.executable, script, "--preset", "tiny", "--runs", runs,
-                         "--out-md", md, "--figure", str(tmp_path / "ia.png")],
-                        capture_output=True, text=True, env=env, timeout=600)
-  assert done.returncode == 0, done.stderr[-3000:]
+  inspect_acquired.main(argv)
   text = open(md).read()
   assert "## 2. Grafting" in text and "sham lower + acquired upper" in text
   assert os.path.isfile(str(tmp_path / "ia.json")) and os.path.isfile(str(tmp_path / "ia.png"))
