@@ -58,13 +58,13 @@ def test_every_field_overridable_from_the_command_line():
 
 def test_field_roles_give_the_engine_and_sweep_their_field_lists():
   """Declared once in Config's metadata; these values are what stored points were hashed with."""
-  from toy import engine, sweep
-  assert engine.HYPER == ("lr", "weight_decay", "clip_norm", "beta", "label_smoothing",
-                          "dpo_weight", "ft_weight", "random_weight", "mix_lower_lr_scale",
-                          "mix_lr")
-  assert engine.PHASE3_ONLY == ("ft_weight", "random_weight", "mix_lower_lr_scale", "mix_lr",
-                                "mix_lower_embed")
-  assert engine._HOST_ONLY == dict(
+  from toy import setup, sweep
+  assert setup.HYPER == ("lr", "weight_decay", "clip_norm", "beta", "label_smoothing",
+                         "dpo_weight", "ft_weight", "random_weight", "mix_lower_lr_scale",
+                         "mix_lr")
+  assert setup.PHASE3_ONLY == ("ft_weight", "random_weight", "mix_lower_lr_scale", "mix_lr",
+                               "mix_lower_embed")
+  assert setup._HOST_ONLY == dict(
       preset="", seed=0, n_seeds=1, out_dir="", run_name="", toy_a=0.0, toy_c=0.0,
       toy_gain_add=0.0, toy_weights="", toy_train_sign=True, freeze_phase2=True, init_from="",
       prior_episodes=0, prior_mix_lower_lr_scale=0.0)

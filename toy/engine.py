@@ -34,7 +34,6 @@ from toy.rows import gather, padded_rows, place_fields, place_rows, row_mesh, sh
     to_host
 from toy.setup import HYPER, PHASE3_ONLY, ModelFactory, Setup, apply_fn, batchable, \
     build_model, compile_key, setup
-from toy.setup import _HOST_ONLY  # noqa: F401 (the engine's field lists, all read from here)
 
 
 class NonFiniteLossError(FloatingPointError):
