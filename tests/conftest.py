@@ -37,7 +37,8 @@ _default_compile: subprocess.Popen | None = None
 
 def pytest_configure(config):
   # One folder a session: pytest-xdist's workers inherit it from the process that starts them.
-  os.environ.setdefault("TOY_DEFAULT_COMPILE_OUT", tempfile.mkdtemp(prefix="toy_default_"))
+  if "TOY_DEFAULT_COMPILE_OUT" not in os.environ:
+    os.environ["TOY_DEFAULT_COMPILE_OUT"] = tempfile.mkdtemp(prefix="toy_default_")
 
 
 def _needs_default_compile(item) -> bool:
