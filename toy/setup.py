@@ -7,6 +7,7 @@ What the engine asks of a model and of a model factory is written down here, onc
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Protocol
 
 import jax
@@ -124,9 +125,10 @@ def build_model(cfg: Config, data: dict, rngs: nnx.Rngs) -> TrainableModel:
       times_a=cfg.toy_a, times_c=cfg.toy_c, times_train=cfg.toy_train_sign), rngs)
 
 
+@functools.lru_cache(maxsize=64)
 def apply_fn(graphdef):
   """``apply(params, state, tokens_BxT)``: the model of ``graphdef`` on pure-dict state."""
-  return lambda params, state, tokens_BxT: nnx.merge(graphdef, params, state)(tokens_BxT)
+  return jax.jit(lambda params, state, tokens_BxT: nnx.merge(graphdef, params, state)(tokens_BxT))
 
 
 @dataclasses.dataclass
