@@ -28,7 +28,8 @@ def time_cpu_run() -> float:
 
 
 def time_paper_dpo_step(repeats: int) -> dict:
-  # both prefixes, so that the chunk's evaluation is the one evaluate_seeds times below
+  # both prefixes, so that the chunk's evaluations (its program's and the other prefix's) are
+  # what evaluate_seeds times below
   cfg = make_config("paper", eval_every=1, eval_prefixes="both")
   ph = E.phase_state(cfg, "dpo")  # its reference: a copy of the initial parameters
   t0 = time.perf_counter()

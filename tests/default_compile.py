@@ -1,6 +1,6 @@
 """The runs of the tests that compare two programs to the bit or to 1e-5, trained under XLA's
-default compile in a process of their own: test_episodes' golden histories, test_engine's
-both prefixes and test_savings' padded chunks.
+default compile in a process of their own: test_episodes' golden histories and test_savings'
+padded chunks.
 
 The rest of the suite compiles with LLVM's optimisations off (conftest.py). That rounds two
 different programs differently, and the attention's key bias, whose gradient is zero up to
@@ -22,7 +22,7 @@ import toy
 from toy.config import make_config
 from toy.engine import train
 
-# 2 seeds: the golden histories' transformer program, which the two comparisons share.
+# 2 seeds: the golden histories' transformer program, which the padded-chunks comparison shares.
 TINY = make_config("tiny", n_seeds=2)
 
 
@@ -35,7 +35,6 @@ def run(cfg) -> dict:
 def main(out: str) -> None:
   toy.enable_compilation_cache()
   runs = {"tiny": run(TINY), "toy": run(make_config("tiny", model="toy", n_seeds=2)),
-          "both_prefixes": run(TINY.replace(eval_prefixes="both")),
           "eval_every_1": run(TINY.replace(eval_every=1))}
   with open(os.path.join(out, "runs.tmp"), "wb") as f:
     pickle.dump(runs, f)

@@ -67,7 +67,7 @@ def test_field_roles_give_the_engine_and_sweep_their_field_lists():
   assert setup._HOST_ONLY == dict(
       preset="", seed=0, n_seeds=1, out_dir="", run_name="", toy_a=0.0, toy_c=0.0,
       toy_gain_add=0.0, toy_weights="", toy_train_sign=True, freeze_phase2=True, init_from="",
-      prior_episodes=0, prior_mix_lower_lr_scale=0.0)
+      eval_prefixes="protocol", prior_episodes=0, prior_mix_lower_lr_scale=0.0)
   assert sweep._NOT_IDENTITY == ("out_dir", "run_name")
   assert sweep._HASHED_IF_NOT == {"eval_prefixes": "protocol", "mix_lower_lr_scale": 1.0,
                                   "mix_lower_embed": True, "mix_lr": 0.0, "mlp": "gelu",

@@ -133,20 +133,21 @@ def test_data_sets_follow_protocol():
   assert sorted(idx.reshape(-1)[10:]) == list(range(10))
 
 
-def test_evaluating_both_prefixes_changes_no_training_and_adds_the_other_prefix(
-    default_compile_runs):
-  # two programs compared to the bit: trained under the default compile (tiny, 2 seeds)
-  protocol, both = default_compile_runs["tiny"], default_compile_runs["both_prefixes"]
-  for a, b in zip(protocol["params"], both["params"], strict=True):
+def test_evaluating_both_prefixes_changes_no_training_and_adds_the_other_prefix(tiny_run):
+  # The other prefix is evaluated by a program of its own (Phase.extra_prefixes): the training
+  # program is the PROTOCOL run's, so its parameters and every value it records are the same
+  # to the bit, under any compile.
+  protocol = tiny_run[0]
+  both = train(protocol.cfg.replace(eval_prefixes="both"), progress=False, save=False)
+  for a, b in zip(leaves(protocol.params), leaves(both.params), strict=True):
     assert np.array_equal(a, b)
-  assert len(protocol["history"]) == len(both["history"])
-  for row_p, row_b in zip(protocol["history"], both["history"]):
+  assert len(protocol.history) == len(both.history)
+  for row_p, row_b in zip(protocol.history, both.history):
     assert set(row_p) < set(row_b) or row_p["phase"] == "init"
     for key, value in row_p.items():
-      # the evaluation batch is twice as large, which XLA may round differently
-      assert row_b[key] == pytest.approx(value, abs=1e-5), key
-  mix_b = [r for r in both["history"] if r["phase"] == "mix"][-1]
-  assert np.isfinite(mix_b["eval/regular/heldout"])
+      assert row_b[key] == value or (value != value and row_b[key] != row_b[key]), key
+  mix_b = [r for r in both.history if r["phase"] == "mix"][-1]
+  assert np.isfinite(mix_b["eval/regular/heldout"]) and np.isfinite(mix_b["eval/reverse/heldout"])
 
 
 def test_placebo_is_a_fresh_random_set_and_leaves_the_other_sets_bitwise_as_they_were():

@@ -123,7 +123,7 @@ class Config:
   eval_every: int = 5
   # "protocol": evaluate under PROTOCOL's prefix only ("regular" in phases 1-2, "reverse" in
   # phase 3), which halves the evaluation cost; "both": every prefix at every evaluation.
-  eval_prefixes: str = _f("protocol", hash_default=True)
+  eval_prefixes: str = _f("protocol", host="protocol", hash_default=True)
   out_dir: str = _f("runs", host="", not_identity=True)
   # "" means derived from model, preset and seeds
   run_name: str = _f("", host="", not_identity=True)

@@ -28,8 +28,8 @@ from tqdm.auto import tqdm
 from toy.config import Config, validate
 from toy.io import RunResult, history_rows, save_run
 from toy.optim import make_optimizer, trainable_labels
-from toy.phases import PHASES, eval_prefixes, evaluate, evaluate_law, phase_loss, phase_steps, \
-    reference_logps, summarize
+from toy.phases import PHASES, PREFIXES, eval_prefixes, evaluate, evaluate_law, phase_loss, \
+    phase_steps, reference_logps, summarize
 from toy.rows import gather, padded_rows, place_fields, place_rows, row_mesh, shared_rows, \
     to_host
 from toy.setup import HYPER, PHASE3_ONLY, ModelFactory, Setup, apply_fn, batchable, \
@@ -94,9 +94,10 @@ def reference_seeds(ref, state, data, *, cfg, graphdef):
       ref, state, data)
 
 
-@functools.partial(jax.jit, static_argnames=("cfg", "graphdef"))
-def evaluate_seeds(params, state, data, *, cfg, graphdef):
-  return jax.vmap(lambda p, s, d: evaluate(cfg, apply_fn(graphdef), p, s, d))(params, state, data)
+@functools.partial(jax.jit, static_argnames=("cfg", "graphdef", "prefixes"))
+def evaluate_seeds(params, state, data, *, cfg, graphdef, prefixes=tuple(PREFIXES)):
+  return jax.vmap(lambda p, s, d: evaluate(cfg, apply_fn(graphdef), p, s, d, prefixes))(
+      params, state, data)
 
 
 def _check_finite(metrics: dict, phase: str, start: int, seeds: list[int]):
@@ -127,6 +128,9 @@ class Phase:
   cfg: Config  # compile_key(config): run_chunk's static config
   graphdef: object
   seeds: list[int]  # the seed of each row, for error messages
+  # Prefixes evaluated beyond PROTOCOL's (eval_prefixes="both"), by a program of their own:
+  # the training program, and so its results, is then the PROTOCOL run's to the bit.
+  extra_prefixes: tuple[str, ...] = ()
 
   def run(self, start: int, n_steps: int) -> tuple[dict, dict]:
     """Steps start .. start + n_steps - 1, then an evaluation: (metrics, evals). The state
@@ -135,6 +139,9 @@ class Phase:
         self.params, self.opt_state, self.ref, self.ref_neg, self.state, self.data, self.tables,
         self.key, self.hyperparams, jnp.int32(start), cfg=self.cfg, graphdef=self.graphdef,
         phase=self.name, n_steps=n_steps, labels=self.labels)
+    if self.extra_prefixes:
+      evals = {**evals, **evaluate_seeds(self.params, self.state, self.data, cfg=self.cfg,
+                                         graphdef=self.graphdef, prefixes=self.extra_prefixes)}
     return metrics, evals
 
   def chunks(self, every: int):
@@ -167,9 +174,11 @@ def start_phase(st: Setup, cfg: Config, phase: str, params, ref=None, rows=None,
   # Computed once here rather than in every step: the reference and the negatives are fixed.
   ref_neg = None if ref is None else reference_seeds(ref, state, data, cfg=compile_key(cfg),
                                                      graphdef=st.graphdef)
+  program = compile_key(cfg)  # evaluates PROTOCOL's prefixes (eval_prefixes is host-only)
+  extra = tuple(p for p in eval_prefixes(cfg, phase) if p not in eval_prefixes(program, phase))
   ph = Phase(phase, params, opt_state, ref, ref_neg, state, data, take(ep.tables), key,
-             take(ep.hyperparams), tuple(jax.tree.leaves(labels)), n_total, compile_key(cfg),
-             st.graphdef, st.seeds if rows is None else [st.seeds[i] for i in rows])
+             take(ep.hyperparams), tuple(jax.tree.leaves(labels)), n_total, program,
+             st.graphdef, st.seeds if rows is None else [st.seeds[i] for i in rows], extra)
   return place_fields(ph, ("params", "opt_state", "ref", "ref_neg", "state", "data", "tables",
                            "key", "hyperparams"), mesh)
 
