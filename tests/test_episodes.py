@@ -19,7 +19,7 @@ GOLDEN = os.path.join(os.path.dirname(__file__), "data", "default_histories_tiny
 def test_default_runs_are_the_runs_before_prior_episodes_existed(default_compile_runs):
   # Written by the engine before prior_episodes was added (commit f1de0b8), 2 seeds each,
   # under XLA's default compile (so the runs are tests/default_compile.py's), and bitwise equal
-  # on the (Intel) machine that wrote it. Another CPU rounds float32 otherwise: on an AMD EPYC
+  # on the machine that wrote it. Another CPU rounds float32 otherwise: on an AMD EPYC
   # the DPO log-probs (about -8 nats) were 1.3e-6 off, 1.3 ulp. So floats are compared to 1e-6
   # plus 4 ulp of their size, on the keys the golden holds (later evaluation sets may join).
   # One value is rounding's alone: at DPO step 1 the policy is the reference, so every margin
