@@ -171,10 +171,10 @@ def start_phase(st: Setup, cfg: Config, phase: str, params, ref=None, rows=None,
   opt_state = jax.vmap(make_optimizer(cfg, n_total, labels).init)(params)
   key = jax.vmap(lambda k: jax.random.fold_in(k, PHASES.index(phase)))(take(ep.k_train))
   state, data = take(st.state), take(ep.data)
-  # Computed once here rather than in every step: the reference and the negatives are fixed.
-  ref_neg = None if ref is None else reference_seeds(ref, state, data, cfg=compile_key(cfg),
-                                                     graphdef=st.graphdef)
   program = compile_key(cfg)  # evaluates PROTOCOL's prefixes (eval_prefixes is host-only)
+  # Computed once here rather than in every step: the reference and the negatives are fixed.
+  ref_neg = None if ref is None else reference_seeds(ref, state, data, cfg=program,
+                                                     graphdef=st.graphdef)
   extra = tuple(p for p in eval_prefixes(cfg, phase) if p not in eval_prefixes(program, phase))
   ph = Phase(phase, params, opt_state, ref, ref_neg, state, data, take(ep.tables), key,
              take(ep.hyperparams), tuple(jax.tree.leaves(labels)), n_total, program,
