@@ -2,6 +2,7 @@
 
   python experiments/long_passwords.py                 # the probe, resumable
   python experiments/long_passwords.py --stage arms    # the four arms at the chosen steps
+  python experiments/long_passwords.py --stage arms --point sham   # one arm: its own program
   python experiments/long_passwords.py --plot-only     # results/long_passwords.md only
 
 At 8 letters the cpu preset learns the useful negatives under "reverse" in phase 3 (PROTOCOL:
@@ -85,19 +86,28 @@ def main(argv=None):
   parser = script_parser(__doc__)
   parser.add_argument("--stage", choices=("probe", "arms"), action="append")
   parser.add_argument("--plot-only", action="store_true")
+  parser.add_argument("--point", action="append",
+                      help="train only the points with this label (repeatable): one 8-row "
+                           "program each, so that each is stored when it ends")
   parser.add_argument("--out", default=OUT)
   parser.add_argument("--md", default=MD)
   args = parser.parse_args(argv)
   toy.enable_compilation_cache()
   stages = {"probe": PROBE, "arms": arms()}
+  labels = {label for pts in stages.values() for label, _ in pts}
+  for label in args.point or []:
+    if label not in labels:
+      parser.error(f"--point: {label!r} is not a point; choose from {sorted(labels)}")
   for name in (args.stage or ["probe"]) if not args.plot_only else []:
-    todo = [c for _, c in stages[name] if not is_stored(args.out, c)]
     if name == "arms" and not stages["arms"]:
       parser.error("--stage arms: no point chosen yet (CHOSEN is None); run the probe first")
+    chosen = [c for label, c in stages[name] if not args.point or label in args.point]
+    todo = [c for c in chosen if not is_stored(args.out, c)]
     print(f"stage {name}: {len(todo)} points to train", flush=True)
     t0 = time.perf_counter()
-    run_sweep([c for _, c in stages[name]], args.out,
-              on_result=lambda cfg, result: law_record(result))
+    # One program per point under --point: a point is stored as soon as its program ends.
+    for group in ([[c] for c in chosen] if args.point else [chosen]):
+      run_sweep(group, args.out, on_result=lambda cfg, result: law_record(result))
     print(f"stage {name}: {time.perf_counter() - t0:.0f} s", flush=True)
   parts = [f"# 16-letter passwords\n\nWritten by "
            f"`{producing_command('experiments/long_passwords.py', argv)}`. cpu preset at "
