@@ -1,21 +1,18 @@
 """toy.inspect on both models: stable cache names, hooks that change nothing, attributions that
-sum to the centred target logit, the toy's component law, self-patching, and one end-to-end
-run of experiments/inspect_flip.py at tiny size."""
-import json
-import os
-
+sum to the centred target logit, the toy's component law and self-patching.
+experiments/inspect_flip.py's end-to-end run is in test_toy_vs_learned.py: it inspects the
+runs that toy_vs_learned.py saved, as a user would."""
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
 
-from experiments import inspect_flip as flip
 from toy import data as data_lib
 from toy import inspect as I
 from toy.config import make_config
 from toy.convert import PythiaTask
-from toy.engine import RunResult, apply_fn, evaluate_seeds, setup
+from toy.engine import RunResult, apply_fn, setup
 from toy.measure import law_slopes
 from toy.phases import centred_target_logits
 
@@ -239,46 +236,3 @@ def test_prefix_direction_of_the_toy_and_shapes_for_the_transformer():
   assert np.all(d["cos_max"] >= d["cos_mean"]) and np.all(d["cos_max"] <= 1 + 1e-9)
   np.testing.assert_array_equal(d["norm"][:, 0, 1:], 0.0)  # letters embed alike under both
   np.testing.assert_array_equal(d["probe_accuracy"][:, :, 0], 1.0)  # position 0: the prefix
-
-
-def test_end_to_end_at_tiny_loads_the_saved_runs(tmp_path):
-  figs, res, runs_dir = tmp_path / "figs", tmp_path / "res", tmp_path / "runs"
-  runs, out = flip.main(["--preset", "tiny", "--mix_lower_lr_scale", "0", "--n_seeds", "2",
-                         "--out_dir", str(runs_dir), "--figures", str(figs),
-                         "--results", str(res)])
-  assert sorted(os.listdir(figs)) == ["inspect_component_law.png", "inspect_patching.png",
-                                      "inspect_prefix_direction.png"]
-  assert sorted(os.listdir(runs_dir)) == ["toy_tiny_seed0x2", "transformer_tiny_seed0x2",
-                                          "transformer_tiny_seed0x2_protocol"]
-  table = (res / "inspect_flip.md").read_text()
-  for heading in ("The law component by component", "The prefix direction",
-                  "Activation patching", "toy (hand-built)", "learned, PROTOCOL phase 3",
-                  "blocks.1.mlp", "The law by halves"):
-    assert heading in table
-  # the halves split the shares: lower + upper + the bias's share is the law slope, per seed
-  for name, r in runs.items():
-    law = out[name]["law"]
-    h = flip.halves(law, out[name]["direction"]["upper_blocks"])
-    if r.cfg.model == "toy":
-      assert h is None
-      continue
-    for s in ("useful", "heldout"):
-      np.testing.assert_allclose(h[("lower", s)] + h[("upper", s)] + law["bias"][f"share/{s}"],
-                                 law["total"][f"slope/{s}"], atol=1e-4)
-  saved = json.loads((res / "inspect_flip.json").read_text())
-  assert saved["toy (hand-built)"]["seeds"] == [0, 1]
-  assert all(o["attribution_error"] < 1e-4 for o in out.values())
-  np.testing.assert_allclose(out["toy (hand-built)"]["law"]["times"]["G"], 1.0, rtol=1e-4)
-  # the loaded parameters are the trained ones: they reproduce the run's last evaluation
-  for r in runs.values():
-    assert r.cfg.seeds == [0, 1] and r.run_dir.startswith(str(runs_dir))
-    evals = evaluate_seeds(r.params, r.state, r.data, cfg=r.cfg, graphdef=r.graphdef)
-    last = [row for row in r.history if row["phase"] == "mix"][-2:]
-    for i, row in enumerate(last):
-      for s in ("control", "useful", "heldout"):
-        assert float(evals[f"eval/reverse/{s}"][i]) == pytest.approx(
-            row[f"eval/reverse/{s}"], abs=1e-5)
-  # a folder that holds another run under the expected name is refused, not inspected
-  with pytest.raises(SystemExit):
-    flip.main(["--preset", "tiny", "--n_seeds", "2", "--out_dir", str(runs_dir),
-               "--figures", str(figs), "--results", str(res)])

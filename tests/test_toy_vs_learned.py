@@ -1,6 +1,8 @@
-"""The side-by-side script: its generalization ratio, and one end-to-end run at tiny size."""
+"""The side-by-side script: its generalization ratio, and one end-to-end run at tiny size, whose
+saved runs experiments/inspect_flip.py then inspects end to end."""
 import json
 import os
+import shutil
 import types
 
 import jax
@@ -8,12 +10,13 @@ import numpy as np
 import pytest
 from flax import nnx
 
+from experiments import inspect_flip as flip
 from experiments import toy_vs_learned as tvl
 from toy import columns
 from toy import data as data_lib
 from toy.cli import config_from_args
 from toy.config import add_config_args, make_config, script_parser
-from toy.engine import apply_fn
+from toy.engine import apply_fn, evaluate_seeds
 from toy.measure import generalization_ratio, law_slopes
 from toy.mechanism import build_toy
 
@@ -49,10 +52,19 @@ def test_generalization_ratio_is_zero_when_heldout_do_not_move():
   assert list(generalization_ratio(slopes)) == [0.0, 0.0]
 
 
-def test_end_to_end_at_tiny_writes_figures_and_table(tmp_path):
-  figs, res = tmp_path / "figs", tmp_path / "res"
-  rows = tvl.main(["--preset", "tiny", "--mix_lower_lr_scale", "0", "--n_seeds", "2", "--out_dir", str(tmp_path / "runs"),
-                   "--figures", str(figs), "--results", str(res)])
+@pytest.fixture(scope="module")
+def tiny_columns(tmp_path_factory):
+  """toy_vs_learned.py's end-to-end run at tiny size, once for the module: its saved runs are
+  what inspect_flip.py reads, as a user's would be."""
+  root = tmp_path_factory.mktemp("tvl")
+  figs, res, runs_dir = root / "figs", root / "res", root / "runs"
+  rows = tvl.main(["--preset", "tiny", "--mix_lower_lr_scale", "0", "--n_seeds", "2",
+                   "--out_dir", str(runs_dir), "--figures", str(figs), "--results", str(res)])
+  return rows, figs, res, runs_dir
+
+
+def test_end_to_end_at_tiny_writes_figures_and_table(tiny_columns):
+  rows, figs, res, _ = tiny_columns
   assert sorted(os.listdir(figs)) == ["toy_vs_learned_law.png", "toy_vs_learned_phases.png"]
   table = (res / "toy_vs_learned.md").read_text()
   assert "generalization ratio" in table and "toy (hand-built)" in table
@@ -113,3 +125,50 @@ def test_toy_gates_flags_set_the_toy_column_alone():
   no_acquired = parser.parse_args(["--preset", "tiny", "--no_acquired"])
   assert columns.ACQUIRED_COLUMN in cfgs
   assert columns.ACQUIRED_COLUMN not in columns.column_configs(learned, no_acquired, parser)
+
+
+def test_inspect_flip_end_to_end_at_tiny_loads_the_saved_runs(tiny_columns, tmp_path):
+  figs, res, runs_dir = tmp_path / "figs", tmp_path / "res", tmp_path / "runs"
+  # the two learned runs toy_vs_learned.py saved; the toy's folder is missing, so inspect_flip
+  # trains it first (its own path for missing runs) and then loads all three
+  for name in ("transformer_tiny_seed0x2", "transformer_tiny_seed0x2_protocol"):
+    shutil.copytree(tiny_columns[3] / name, runs_dir / name)
+  runs, out = flip.main(["--preset", "tiny", "--mix_lower_lr_scale", "0", "--n_seeds", "2",
+                         "--out_dir", str(runs_dir), "--figures", str(figs),
+                         "--results", str(res)])
+  assert sorted(os.listdir(figs)) == ["inspect_component_law.png", "inspect_patching.png",
+                                      "inspect_prefix_direction.png"]
+  assert sorted(os.listdir(runs_dir)) == ["toy_tiny_seed0x2", "transformer_tiny_seed0x2",
+                                          "transformer_tiny_seed0x2_protocol"]
+  table = (res / "inspect_flip.md").read_text()
+  for heading in ("The law component by component", "The prefix direction",
+                  "Activation patching", "toy (hand-built)", "learned, PROTOCOL phase 3",
+                  "blocks.1.mlp", "The law by halves"):
+    assert heading in table
+  # the halves split the shares: lower + upper + the bias's share is the law slope, per seed
+  for name, r in runs.items():
+    law = out[name]["law"]
+    h = flip.halves(law, out[name]["direction"]["upper_blocks"])
+    if r.cfg.model == "toy":
+      assert h is None
+      continue
+    for s in ("useful", "heldout"):
+      np.testing.assert_allclose(h[("lower", s)] + h[("upper", s)] + law["bias"][f"share/{s}"],
+                                 law["total"][f"slope/{s}"], atol=1e-4)
+  saved = json.loads((res / "inspect_flip.json").read_text())
+  assert saved["toy (hand-built)"]["seeds"] == [0, 1]
+  assert all(o["attribution_error"] < 1e-4 for o in out.values())
+  np.testing.assert_allclose(out["toy (hand-built)"]["law"]["times"]["G"], 1.0, rtol=1e-4)
+  # the loaded parameters are the trained ones: they reproduce the run's last evaluation
+  for r in runs.values():
+    assert r.cfg.seeds == [0, 1] and r.run_dir.startswith(str(runs_dir))
+    evals = evaluate_seeds(r.params, r.state, r.data, cfg=r.cfg, graphdef=r.graphdef)
+    last = [row for row in r.history if row["phase"] == "mix"][-2:]
+    for i, row in enumerate(last):
+      for s in ("control", "useful", "heldout"):
+        assert float(evals[f"eval/reverse/{s}"][i]) == pytest.approx(
+            row[f"eval/reverse/{s}"], abs=1e-5)
+  # a folder that holds another run under the expected name is refused, not inspected
+  with pytest.raises(SystemExit):
+    flip.main(["--preset", "tiny", "--n_seeds", "2", "--out_dir", str(runs_dir),
+               "--figures", str(figs), "--results", str(res)])
