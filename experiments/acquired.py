@@ -37,7 +37,7 @@ import toy
 from toy.config import make_config, producing_command, script_parser
 from toy.measure import SHARED_NOTE, flip_record, law_record, record_cell, record_values
 from toy.plots import save_figure
-from toy.stats import STUDY_UPLIFT, paired_test
+from toy.stats import STUDY_UPLIFT, paired_row
 from toy.engine import train_many
 from toy.io import save_run
 from toy.points import PARTIAL_OUT
@@ -210,13 +210,13 @@ def paired_lines(records: dict) -> list[str]:
       if a in got and b in got:
         d = record_values(got[a], key) - record_values(got[b], key)
         pooled.append(d)
-        lines.append(_paired_row(f"{a} − {b}", seeds, d))
+        lines.append(paired_row(f"{a} − {b}", seeds, d))
     if len(pooled) == 2:
-      lines.append(_paired_row(f"{a} − {b}", "0–15 pooled", np.concatenate(pooled)))
+      lines.append(paired_row(f"{a} − {b}", "0–15 pooled", np.concatenate(pooled)))
   for seeds, stage in blocks.items():
     got = dict(records.get(stage, []))
     if "acquired" in got:
-      lines.append(_paired_row("acquired: held-out − control against 0", seeds,
+      lines.append(paired_row("acquired: held-out − control against 0", seeds,
                                record_values(got["acquired"], key)))
   # Against the placebo: a second random set measured like the control, so held-out − placebo
   # is the held-out effect over the spread two random sets show between them.
@@ -224,7 +224,7 @@ def paired_lines(records: dict) -> list[str]:
   for seeds, stage in blocks.items():
     got = dict(records.get(stage, []))
     if "acquired" in got and record_values(got["acquired"], placebo) is not None:
-      lines.append(_paired_row("acquired: held-out − placebo", seeds,
+      lines.append(paired_row("acquired: held-out − placebo", seeds,
                                record_values(got["acquired"], key)
                                - record_values(got["acquired"], placebo)))
   # The dial against the one-prior-episode arms of the same seeds (0-7), and its placebo.
@@ -232,22 +232,16 @@ def paired_lines(records: dict) -> list[str]:
   for label, r in records.get("dial", []):
     base = "acquired" if r["config"]["prior_mix_lower_lr_scale"] == 0 else "sham"
     if base in main and r["config"]["seed"] == main[base]["config"]["seed"]:
-      lines.append(_paired_row(f"{label} − {base}", "0–7", record_values(r, key)
+      lines.append(paired_row(f"{label} − {base}", "0–7", record_values(r, key)
                                - record_values(main[base], key)))
     if record_values(r, placebo) is not None:
-      lines.append(_paired_row(f"{label}: held-out − placebo", "0–7",
+      lines.append(paired_row(f"{label}: held-out − placebo", "0–7",
                                record_values(r, key) - record_values(r, placebo)))
   both = [dict(records.get(s, [])).get("acquired") for s in blocks.values()]
   if all(both):
-    lines.append(_paired_row("acquired: held-out − control against 0", "0–15 pooled",
+    lines.append(paired_row("acquired: held-out − control against 0", "0–15 pooled",
                              np.concatenate([record_values(r, key) for r in both])))
   return lines
-
-
-def _paired_row(name, seeds, d):
-  t = paired_test(d, 0.0)
-  return (f"| {name} | {seeds} | {t['mean']:+.3f} ± {t['sd']:.3f} (t={t['t']:.2f}, "
-          f"p={t['p']:.2g}) | {int((d > 0).sum())}/{d.size} |")
 
 
 def per_seed_lines(records: dict) -> list[str]:

@@ -29,7 +29,8 @@ import time
 
 import toy
 from toy.config import make_config, producing_command, script_parser
-from toy.measure import SHARED_NOTE, law_record, record_cell
+from toy.measure import SHARED_NOTE, law_record, record_cell, record_values
+from toy.stats import paired_row
 from toy.sweep import is_stored, load_point, run_sweep
 
 OUT = os.path.join("results", "long_passwords")
@@ -66,7 +67,10 @@ def arms() -> list:
 
 
 COLUMNS = [("useful−chance final", "reverse/useful/final"),
+           ("held−chance final", "reverse/heldout/final"),
+           ("control−chance final", "reverse/control/final"),
            ("held−control final", "reverse/heldout_minus_control/final"),
+           ("placebo−control final", "reverse/placebo_minus_control/final"),
            ("held−chance max", "reverse/heldout/max"),
            ("phase-2 end, useful−chance ('regular')", "dpo_end/regular/useful"),
            ("G", "G")]
@@ -80,6 +84,27 @@ def table(labelled) -> str:
     lines.append(f"| {label} | {c['seed']}–{c['seed'] + c['n_seeds'] - 1} | "
                  + " | ".join(record_cell(r, k) for _, k in COLUMNS) + " |")
   return "\n".join(lines)
+
+
+# Arm comparisons, paired per seed (the arms share seeds 0-7 and their data).
+PAIRS = (("acquired", "sham"), ("acquired", "scratch"), ("sham", "scratch"), ("lever", "scratch"))
+
+
+def paired_lines(stored: dict) -> list[str]:
+  """Held-out − control, paired per seed between arms; and each arm's held-out − placebo
+  (the held-out effect over the spread two random sets show between them)."""
+  key, placebo = "reverse/heldout_minus_control/final", "reverse/placebo_minus_control/final"
+  seeds = lambda r: f"{r['config']['seed']}–{r['config']['seed'] + r['config']['n_seeds'] - 1}"
+  lines = ["| comparison | seeds | difference, mean ± sd (t, p) | k/n > 0 |", "|---|---|---|---|"]
+  for a, b in PAIRS:
+    if a in stored and b in stored:
+      lines.append(paired_row(f"{a} − {b}", seeds(stored[a]),
+                              record_values(stored[a], key) - record_values(stored[b], key)))
+  for arm, r in stored.items():
+    if record_values(r, placebo) is not None:
+      lines.append(paired_row(f"{arm}: held-out − placebo", seeds(r),
+                              record_values(r, key) - record_values(r, placebo)))
+  return lines
 
 
 def main(argv=None):
@@ -117,6 +142,9 @@ def main(argv=None):
     stored = [(label, load_point(args.out, c)) for label, c in pts if is_stored(args.out, c)]
     if stored:
       parts.append(f"## {name}\n\n{table(stored)}")
+    if name == "arms" and len(stored) > 1:
+      parts.append("## arms, paired per seed\n\nheld-out − control at the end of phase 3.\n\n"
+                   + "\n".join(paired_lines(dict(stored))))
   with open(args.md, "w") as f:
     f.write("\n\n".join(parts) + "\n")
   print("\n\n".join(parts[1:]))

@@ -49,6 +49,14 @@ def fmt(test: dict, digits: int = 3) -> str:
           f"(t={test['t']:.2f}, p={test['p']:.2g})")
 
 
+def paired_row(name: str, seeds: str, d) -> str:
+  """A table row for per-seed differences ``d``: mean ± sd (paired t, p) and k/n above 0."""
+  d = np.asarray(d, dtype=float)
+  t = paired_test(d, 0.0)
+  return (f"| {name} | {seeds} | {t['mean']:+.3f} ± {t['sd']:.3f} (t={t['t']:.2f}, "
+          f"p={t['p']:.2g}) | {int((d > 0).sum())}/{d.size} |")
+
+
 def slope_through_origin(x, y):
   """Least-squares slope of y on x through the origin along the last axis; nan where x is
   all 0. Array methods only, so NumPy and (traced) JAX arrays alike."""
