@@ -1,7 +1,6 @@
 """Config: bad values refused naming the field and range, presets, flags, field roles."""
 import argparse
 import importlib
-import os
 
 import pytest
 
