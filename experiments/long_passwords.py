@@ -20,6 +20,11 @@ Predictions, written before the probe ran (its outcome is in docs/acquired.md):
 - a longer phase 3 (mix_steps 600) helps both routes: more steps to rewrite the lower half
   (PROTOCOL) and to invert (scale 0); a higher phase-3 rate (1e-2) helps rewriting more than
   inversion, so the scale-0 twin gains less.
+Predictions for the arms, written on 2026-12-02 after the acquired arm's result and while the
+sham arm trained (so only the sham prediction is blind):
+- sham is like scratch: no inversion carried over (held-out − control about 0, within ±0.1 of
+  scratch's −0.007); so acquired − sham is about acquired − scratch (+0.09), positive but not
+  significant over 8 seeds.
 Every point is one JSON in results/long_passwords/ (hash of its config).
 """
 from __future__ import annotations
