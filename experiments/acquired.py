@@ -35,7 +35,8 @@ import numpy as np
 
 import toy
 from toy.config import make_config, producing_command, script_parser
-from toy.measure import SHARED_NOTE, flip_record, law_record, record_cell, record_values
+from toy.measure import SHARED_NOTE, flip_record, last_prior_mix_rows, law_record, \
+    record_cell, record_values, seed_range
 from toy.plots import save_figure
 from toy.stats import STUDY_UPLIFT, paired_row
 from toy.engine import train_many
@@ -149,14 +150,8 @@ def measured(history: list[dict], cfg: dict) -> list[dict]:
 
 def prior_law(record: dict) -> np.ndarray:
   """Per seed, the last prior episode's final law slopes (useful, held-out): did it invert?"""
-  cfg = record["config"]
-  out = []
-  for seed in sorted({h["seed"] for h in record["history"]}):
-    rows = [h for h in record["history"] if h["seed"] == seed and h["phase"] == "mix"
-            and h.get("episode") == cfg["prior_episodes"] - 1]
-    out.append([rows[-1]["eval/law/useful"], rows[-1]["eval/law/heldout"]] if rows else
-               [np.nan, np.nan])
-  return np.asarray(out)
+  return np.asarray([[h["eval/law/useful"], h["eval/law/heldout"]] if h else [np.nan, np.nan]
+                     for h in last_prior_mix_rows(record)])
 
 
 def first_mix(record: dict, key) -> np.ndarray:
@@ -190,7 +185,7 @@ def table(labelled, columns) -> str:
     c = r["config"]
     prior = (f"{c['prior_episodes']} ({c['prior_mix_lower_lr_scale']:g})"
              if c.get("prior_episodes") else "0")  # points stored before the field: 0
-    cells = [label, f"{c['seed']}–{c['seed'] + c['n_seeds'] - 1}", prior]
+    cells = [label, seed_range(c), prior]
     cells += [record_cell(r, key, count_above=key.endswith("minus_control/final"))
               for _, key in columns]
     lines.append("| " + " | ".join(cells) + " |")

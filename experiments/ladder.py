@@ -38,7 +38,7 @@ import toy
 from toy.config import Config, producing_command, script_parser
 from toy.mechanism import law_ratio
 from toy.measure import G_COLUMNS, PLACEBO_COLUMNS, SHARED_NOTE, STUDY_COLUMNS, law_record, \
-    record_cell, record_g
+    record_cell, record_g, seed_range
 from toy.plots import save_figure
 from toy.points import LADDER_OUT, RUNG_BY_NAME, RUNGS, SEEDS, ladder_toy, rung_folder
 from toy.stats import fmt, paired_test
@@ -116,7 +116,7 @@ def table(records: dict[str, dict], sources: dict[str, str], rungs: list = RUNGS
     if name not in records:
       continue
     r, c = records[name], records[name]["config"]
-    cells = [f"`{name}`", what, f"{c['seed']}–{c['seed'] + c['n_seeds'] - 1}"]
+    cells = [f"`{name}`", what, seed_range(c)]
     for _, key in COLUMNS:
       cells.append(record_cell(r, key, count_above=key.endswith("control/final")))
     for _, key in VS_TOY:

@@ -63,7 +63,7 @@ import numpy as np
 import toy
 from toy.config import Config, make_config, producing_command, script_parser
 from toy.measure import above_chance_values, flip_record, law_record, position_record, \
-    record_g, record_values
+    record_g, record_values, seed_range
 from toy.plots import save_figure
 from toy.sweep import is_stored, load_point, run_sweep, seed_values
 
@@ -323,7 +323,7 @@ def fit_table(pairs, out: str) -> tuple[str, list[dict]]:
     lg, tg, lh, th = _g_values(lrec), _g_values(trec), hc(lrec), hc(trec)
     lr, tr = _relative(lrec), _relative(trec)
     c = None if lrec is None else lrec["config"]
-    seeds = "—" if c is None else f"{c['seed']}–{c['seed'] + c['n_seeds'] - 1}"
+    seeds = "—" if c is None else seed_range(c)
     lines.append("| " + " | ".join([label, seeds, g_cell(lrec, lg), g_cell(trec, tg),
                                     agree(lg, tg), _cell(lh), _cell(th), agree(lh, th),
                                     _cell(lr), _cell(tr), agree(lr, tr)]) + " |")
@@ -382,7 +382,7 @@ def table(records: dict) -> str:
   lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
   for (m, k), r in records.items():
     c = r["config"]
-    cells = [m_label(m), str(k), f"{c['seed']}–{c['seed'] + c['n_seeds'] - 1}"]
+    cells = [m_label(m), str(k), seed_range(c)]
     cells += [_mean_sd(record_values(r, key)) for _, key in COLUMNS]
     lines.append("| " + " | ".join(cells) + " |")
   return "\n".join(lines)
@@ -393,7 +393,7 @@ def labelled_table(rows: list[tuple[str, dict]], columns) -> str:
   lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
   for label, r in rows:
     c = r["config"]
-    cells = [label, f"{c['seed']}–{c['seed'] + c['n_seeds'] - 1}"]
+    cells = [label, seed_range(c)]
     cells += [_mean_sd(record_values(r, key)) for _, key in columns]
     lines.append("| " + " | ".join(cells) + " |")
   return "\n".join(lines)

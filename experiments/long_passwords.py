@@ -32,11 +32,10 @@ from __future__ import annotations
 import os
 import time
 
-import numpy as np
-
 import toy
 from toy.config import make_config, producing_command, script_parser
-from toy.measure import SHARED_NOTE, law_record, record_cell, record_values
+from toy.measure import SHARED_NOTE, last_prior_mix_rows, law_record, record_cell, \
+    record_values, seed_range
 from toy.stats import paired_row
 from toy.sweep import is_stored, load_point, run_sweep
 
@@ -88,7 +87,7 @@ def table(labelled) -> str:
            "|---" * (len(COLUMNS) + 2) + "|"]
   for label, r in labelled:
     c = r["config"]
-    lines.append(f"| {label} | {c['seed']}–{c['seed'] + c['n_seeds'] - 1} | "
+    lines.append(f"| {label} | {seed_range(c)} | "
                  + " | ".join(record_cell(r, k) for _, k in COLUMNS) + " |")
   return "\n".join(lines)
 
@@ -97,24 +96,12 @@ def table(labelled) -> str:
 PAIRS = (("acquired", "sham"), ("acquired", "scratch"), ("sham", "scratch"), ("lever", "scratch"))
 
 
-def prior_heldout_minus_control(record: dict) -> np.ndarray:
-  """Per seed, held-out − control under 'reverse' at the end of the last prior episode's
-  phase 3 (the measured episode is number ``prior_episodes``, the one before it the last prior)."""
-  last_prior = record["config"]["prior_episodes"] - 1
-  out = []
-  for seed in sorted({row["seed"] for row in record["history"]}):
-    row = [r for r in record["history"] if r["seed"] == seed and r["phase"] == "mix"
-           and r.get("episode") == last_prior][-1]
-    out.append(row["eval/reverse/heldout"] - row["eval/reverse/control"])
-  return np.asarray(out)
-
-
 def paired_lines(stored: dict) -> list[str]:
   """Held-out − control, paired per seed between arms and per arm against 0; for an arm with
   prior episodes, the same at the end of its last prior episode; and each arm's held-out −
   placebo (the held-out effect over the spread two random sets show between them)."""
   key, placebo = "reverse/heldout_minus_control/final", "reverse/placebo_minus_control/final"
-  seeds = lambda r: f"{r['config']['seed']}–{r['config']['seed'] + r['config']['n_seeds'] - 1}"
+  seeds = lambda r: seed_range(r["config"])
   lines = ["| comparison | seeds | difference, mean ± sd (t, p) | k/n > 0 |", "|---|---|---|---|"]
   for a, b in PAIRS:
     if a in stored and b in stored:
@@ -125,8 +112,9 @@ def paired_lines(stored: dict) -> list[str]:
                             record_values(r, key)))
   for arm, r in stored.items():
     if r["config"].get("prior_episodes"):  # did the last prior episode invert?
+      ends = last_prior_mix_rows(r)
       lines.append(paired_row(f"{arm}: its last prior episode's held-out − control", seeds(r),
-                              prior_heldout_minus_control(r)))
+                              [h["eval/reverse/heldout"] - h["eval/reverse/control"] for h in ends]))
   for arm, r in stored.items():
     if record_values(r, placebo) is not None:
       lines.append(paired_row(f"{arm}: held-out − placebo", seeds(r),

@@ -34,7 +34,7 @@ import numpy as np
 import toy
 from toy.config import producing_command, script_parser
 from toy.measure import DYNAMICS_COLUMNS, DYNAMICS_NOTE, G_COLUMNS, PLACEBO_COLUMNS, \
-    SHARED_NOTE, STUDY_COLUMNS, dynamics_cell, law_record, phase3_dynamics, record_cell
+    SHARED_NOTE, STUDY_COLUMNS, dynamics_cell, law_record, phase3_dynamics, record_cell, seed_range
 from toy.plots import save_figure
 from toy.points import PARTIAL_OUT, PARTIAL_STAGES
 from toy.sweep import is_stored, load_point, run_sweep, seed_values
@@ -63,7 +63,7 @@ def table(labelled: list[tuple[str, dict]], knobs: bool = True,
   for label, r in labelled:
     c = r["config"]
     cells = [label] + ([str(c[k]) for k in KNOBS] if knobs else [])
-    cells += [f"{c['seed']}–{c['seed'] + c['n_seeds'] - 1}"]
+    cells += [seed_range(c)]
     for _, key in columns:
       cells.append(record_cell(r, key, count_above=key.endswith(("minus_control/final",
                                                                   "minus_control/max"))))
@@ -77,7 +77,7 @@ def dynamics_table(labelled: list[tuple[str, dict]]) -> str:
   lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
   for label, r in labelled:
     c, dyn = r["config"], phase3_dynamics(r)
-    cells = [label, f"{c['seed']}–{c['seed'] + c['n_seeds'] - 1}", dynamics_cell(dyn, "steps")]
+    cells = [label, seed_range(c), dynamics_cell(dyn, "steps")]
     cells += [dynamics_cell(dyn, key) for _, key in DYNAMICS_COLUMNS]
     lines.append("| " + " | ".join(cells) + " |")
   return "\n".join(lines)

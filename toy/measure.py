@@ -297,6 +297,23 @@ PLACEBO_NOTE = (
 SHARED_NOTE = f"{G_NOTE} {PLACEBO_NOTE}"
 
 
+def seed_range(config: dict) -> str:
+  """A stored point's seeds as a table cell, e.g. '0–7'."""
+  return f"{config['seed']}–{config['seed'] + config['n_seeds'] - 1}"
+
+
+def last_prior_mix_rows(record: dict) -> list[dict | None]:
+  """Per seed (ascending), a stored point's last phase-3 evaluation of its last prior episode
+  (the measured episode is number ``prior_episodes``); None where the history has none."""
+  last_prior = record["config"]["prior_episodes"] - 1
+  out = []
+  for seed in sorted({h["seed"] for h in record["history"]}):
+    rows = [h for h in record["history"] if h["seed"] == seed and h["phase"] == "mix"
+            and h.get("episode") == last_prior]
+    out.append(rows[-1] if rows else None)
+  return out
+
+
 def record_values(record: dict, key: str) -> np.ndarray | None:
   """A stored point's per-seed values: a summary key, or "law:<name>", "flip:<name>" or
   "position:<name>" for its law, flip or position record (``law_record``, ``flip_record``,
