@@ -112,9 +112,10 @@ def paired_lines(stored: dict) -> list[str]:
                             record_values(r, key)))
   for arm, r in stored.items():
     if r["config"].get("prior_episodes"):  # did the last prior episode invert?
-      ends = last_prior_mix_rows(r)
+      ends = [h["eval/reverse/heldout"] - h["eval/reverse/control"]
+              for h in last_prior_mix_rows(r)]
       lines.append(paired_row(f"{arm}: its last prior episode's held-out − control", seeds(r),
-                              [h["eval/reverse/heldout"] - h["eval/reverse/control"] for h in ends]))
+                              ends))
   for arm, r in stored.items():
     if record_values(r, placebo) is not None:
       lines.append(paired_row(f"{arm}: held-out − placebo", seeds(r),
