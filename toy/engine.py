@@ -71,10 +71,16 @@ def run_chunk(params, opt_state, ref, ref_neg, state, data, tables, key, hyperpa
     def step_fn(carry, step):
       # A cond, not a select: padded steps cost nothing (the step index is not vmapped, so
       # the cond stays a branch), and valid steps do not rewrite the state through a select.
+      # train_step is traced once (its jaxpr is both the branch and the skip's shapes):
+      # tracing, not compiling, is most of a new program's cost.
+      traced, shapes = jax.make_jaxpr(train_step, return_shape=True)(carry, step)
+      out_tree = jax.tree.structure(shapes)
+      replay = lambda carry, step: jax.tree.unflatten(out_tree, jax.core.eval_jaxpr(
+          traced.jaxpr, traced.consts, *jax.tree.leaves((carry, step))))
       skip = lambda carry, step: (carry, jax.tree.map(
-          lambda m: jnp.zeros(m.shape, m.dtype), jax.eval_shape(train_step, carry, step)[1]))
+          lambda m: jnp.zeros(m.shape, m.dtype), shapes[1]))
       valid = step < n_total
-      carry, metrics = jax.lax.cond(valid, train_step, skip, carry, step)
+      carry, metrics = jax.lax.cond(valid, replay, skip, carry, step)
       return carry, {**metrics, "valid": valid}
 
     (params, opt_state), metrics = jax.lax.scan(step_fn, (params, opt_state),
