@@ -62,23 +62,20 @@ def run_chunk(params, opt_state, ref, ref_neg, state, data, tables, key, hyperpa
 
     def train_step(carry, step):
       params, opt_state = carry
-      grad_fn = jax.value_and_grad(phase_loss, argnums=3, has_aux=True)
-      (_, metrics), grads = grad_fn(cfg_s, apply, phase, params, ref, state, data, tables, step,
-                                    key, ref_neg)
+      (_, metrics), grads = jax.value_and_grad(phase_loss, argnums=3, has_aux=True)(
+          cfg_s, apply, phase, params, ref, state, data, tables, step, key, ref_neg)
       updates, opt_state = tx.update(grads, opt_state, params)
       return (optax.apply_updates(params, updates), opt_state), metrics
 
     def step_fn(carry, step):
       # A cond, not a select: padded steps cost nothing (the step index is not vmapped, so
       # the cond stays a branch), and valid steps do not rewrite the state through a select.
-      # train_step is traced once (its jaxpr is both the branch and the skip's shapes):
-      # tracing, not compiling, is most of a new program's cost.
+      # train_step is traced once, for the branch and the skip's shapes (tracing is slow).
       traced, shapes = jax.make_jaxpr(train_step, return_shape=True)(carry, step)
-      out_tree = jax.tree.structure(shapes)
-      replay = lambda carry, step: jax.tree.unflatten(out_tree, jax.core.eval_jaxpr(
-          traced.jaxpr, traced.consts, *jax.tree.leaves((carry, step))))
-      skip = lambda carry, step: (carry, jax.tree.map(
-          lambda m: jnp.zeros(m.shape, m.dtype), shapes[1]))
+      replay = lambda *a: jax.tree.unflatten(jax.tree.structure(shapes), jax.core.eval_jaxpr(
+          traced.jaxpr, traced.consts, *jax.tree.leaves(a)))
+      skip = lambda carry, step: (carry, jax.tree.map(lambda m: jnp.zeros(m.shape, m.dtype),
+                                                      shapes[1]))
       valid = step < n_total
       carry, metrics = jax.lax.cond(valid, replay, skip, carry, step)
       return carry, {**metrics, "valid": valid}
