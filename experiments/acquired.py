@@ -34,45 +34,19 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import toy
-from toy.config import make_config, producing_command, script_parser
+from toy.config import producing_command, script_parser
 from toy.measure import SHARED_NOTE, flip_record, last_prior_mix_rows, law_record, \
     record_cell, record_values, seed_range
 from toy.plots import save_figure
 from toy.stats import STUDY_UPLIFT, paired_row
 from toy.engine import train_many
 from toy.io import save_run
-from toy.points import PARTIAL_OUT
-from toy.sweep import is_stored, load_point, point_id, run_sweep, stored_folder
+from toy.points import ACQUIRED_OUT, acquired_folder, acquired_stages
+from toy.sweep import is_stored, load_point, point_id, run_sweep
 
-OUT = os.path.join("results", "acquired")
+OUT = ACQUIRED_OUT
 MD = os.path.join("results", "acquired.md")
-
-
-def stages(preset: str = "cpu") -> dict:
-  """stage: [(label, config)]; ``preset`` other than cpu only for smoke runs."""
-  def learned(seed=0, **kw):
-    return make_config(preset, seed=seed, n_seeds=8, **kw)
-
-  def arms(seed):
-    return [("scratch", learned(seed)),
-            ("sham", learned(seed, prior_episodes=1, prior_mix_lower_lr_scale=1.0)),
-            ("acquired", learned(seed, prior_episodes=1, prior_mix_lower_lr_scale=0.0))]
-
-  return {
-      "main": arms(0),
-      "confirm": arms(8),
-      "dial": [("acquired x2", learned(prior_episodes=2, prior_mix_lower_lr_scale=0.0)),
-               ("sham x2", learned(prior_episodes=2, prior_mix_lower_lr_scale=1.0)),
-               ("prior scale 0.3", learned(prior_episodes=1, prior_mix_lower_lr_scale=0.3)),
-               ("acquired x4", learned(prior_episodes=4, prior_mix_lower_lr_scale=0.0)),
-               ("sham x4", learned(prior_episodes=4, prior_mix_lower_lr_scale=1.0))],
-      "lever": [("lever (phase 3 at scale 0)", learned(mix_lower_lr_scale=0.0))],
-      "toy": [("toy", make_config(preset, model="toy", seed=0, n_seeds=8)),
-              ("toy, 1 prior episode", make_config(preset, model="toy", seed=0, n_seeds=8,
-                                                   prior_episodes=1))],
-  }
-
-
+# The stages' configs are toy.points.acquired_stages, where experiments/holm.py finds them too.
 STAGE_NAMES = ("main", "confirm", "dial", "lever", "toy")
 # Written before the runs (README, "Where a times node comes from", compares them).
 PREDICTIONS = [
@@ -97,15 +71,6 @@ SECONDS_PER_EPISODE = 240
 def cost_s(cfg) -> float:
   per = 20 if cfg.model == "toy" else SECONDS_PER_EPISODE
   return per * (cfg.prior_episodes + 1)
-
-
-# The lever point is partial.py's scale 0 (the same config): read there, not trained again.
-ALSO_READ = (PARTIAL_OUT,)
-
-
-def stored_in(cfg, out: str) -> str | None:
-  """The folder that holds ``cfg``'s point: ``out``, else one of ALSO_READ; None if none."""
-  return stored_folder(cfg, (out, *ALSO_READ))
 
 
 RUNS = os.path.join("runs", "acquired")  # trained models, for inspect_acquired.py (not committed)
@@ -337,19 +302,19 @@ def main(argv=None):
   parser.add_argument("--figures", default="figures")
   args = parser.parse_args(argv)
   toy.enable_compilation_cache()
-  all_stages = stages(args.preset)
+  all_stages = acquired_stages(args.preset)
   names = args.stage or list(STAGE_NAMES)
   for name in names if not args.plot_only else []:
     chosen = [c for label, c in all_stages[name] if not args.point or label in args.point]
-    chosen = [c for c in chosen if stored_in(c, args.out) in (None, args.out)]
+    chosen = [c for c in chosen if acquired_folder(c, args.out) in (None, args.out)]
     todo = [c for c in chosen if not is_stored(args.out, c)]
     print(f"stage {name}: {len(todo)} of {len(all_stages[name])} points to train, about "
           f"{sum(cost_s(c) for c in todo) / 60:.0f} min on 2 cores", flush=True)
     t0 = time.perf_counter()
     run_sweep(chosen, args.out, on_result=record_extras, train_fn=train_and_keep)
     print(f"stage {name}: {time.perf_counter() - t0:.0f} s", flush=True)
-  records = {name: [(label, load_point(stored_in(c, args.out), c)) for label, c in pts
-                    if stored_in(c, args.out)] for name, pts in all_stages.items()}
+  records = {name: [(label, load_point(acquired_folder(c, args.out), c)) for label, c in pts
+                    if acquired_folder(c, args.out)] for name, pts in all_stages.items()}
   write(records, producing_command("experiments/acquired.py", argv), args.md)
   os.makedirs(args.figures, exist_ok=True)
   plot(records, os.path.join(args.figures, "acquired.png"))

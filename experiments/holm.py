@@ -9,17 +9,20 @@ copied from results/*.md) is listed in TESTS with the stored point it reads, the
 and the test the prose used: a one-sample t-test against 0 over seeds (paired per seed for
 held-out − control, whose per-seed values are already differences; toy.stats.paired_test), or
 the held-out-share trend paired by seed (toy.stats.paired_trend, via toy.measure.share_trend).
-The stored points are found by the configs their scripts train (toy.points). Nothing is typed
-by hand: each p is recomputed from results/ and its sentence is found by a snippet of its text
-in README.md or docs/*.md (its file, line and section are looked up, so an edited sentence
-shows as "not found"). A test whose stored point cannot be found is listed as untraceable and
-is kept out of the family. The family is every traceable test; toy.stats.holm adjusts its
-p-values (family-wise error rate 0.05).
+A comparison of two points on the same seeds (acquired − sham) is paired per seed, two seed
+blocks are pooled where the prose pools them, and held-out − placebo is the difference of two
+summary keys of one point. The stored points are found by the configs their scripts train
+(toy.points). Nothing is typed by hand: each p is recomputed from results/ and its sentence is
+found by a snippet of its text in README.md or docs/*.md (its file, line and section are looked
+up, so an edited sentence shows as "not found"). A test whose stored point cannot be found is
+listed as untraceable and is kept out of the family. The family is every traceable test;
+toy.stats.holm adjusts its p-values (family-wise error rate 0.05).
 """
 from __future__ import annotations
 
 import argparse
 import glob
+import json
 import os
 import re
 
@@ -36,10 +39,39 @@ ALPHA = 0.05
 
 
 HC_FINAL, HC_MAX = "reverse/heldout_minus_control/final", "reverse/heldout_minus_control/max"
+# Held-out − placebo: the placebo is a second random set measured like the control, so the
+# difference of the two keys is the held-out effect over the spread two random sets show.
+HP_FINAL = f"{HC_FINAL} − reverse/placebo_minus_control/final"
+INSPECT_ACQUIRED = os.path.join("results", "inspect_acquired.json")
+
+
+def acq(label: str, seed: int = 0) -> tuple:
+  """acquired.py's point ``label`` on the 8 seeds from ``seed``."""
+  return ("acquired", label, seed)
+
+
+def acq_diff(a: str, b: str, seed: int = 0) -> tuple:
+  return ("diff", acq(a, seed), acq(b, seed))
+
+
+def both_blocks(source) -> tuple:
+  """``source(seed)`` on seeds 0-7 and on 8-15, pooled (16 seeds)."""
+  return ("pooled", source(0), source(8))
+
+
+def lp(label: str) -> tuple:
+  return ("long_passwords", label)
+
+
 # (test, snippets of the README's or docs' prose (whitespace normalised), source, value).
-# Sources:
+# Sources of one stored point:
 # ("partial", label), ("ladder", rung), ("figures", preset, figure, label),
-# ("search", stage), ("trend", preset), ("confirm", label) (on seeds 8-15). Value: a record_values key (summary or "law:").
+# ("search", stage), ("confirm", label) (on seeds 8-15), ("acquired", label, first seed),
+# ("long_passwords", arm); value: a record_values key (summary or "law:"), or two joined by
+# " − " (their per-seed difference).
+# Composite sources: ("diff", a, b) (a − b, paired per seed), ("pooled", a, b, ..) (the seeds
+# of each, together). Others: ("trend", preset) (value: the key whose trend);
+# ("inspect_acquired",) (value: a graft contrast of results/inspect_acquired.json).
 TESTS = [
     ("scale 0 (partial preset), held-out − control, final",
      ["+0.096 ± 0.086 (8/8 seeds > 0, paired t = 3.14, p = 0.016)",
@@ -105,7 +137,9 @@ TESTS = [
      ["(+0.242 ± 0.192 nats/token above chance, t = 3.57, p = 0.009)"], ("search", "confirm"),
      "reverse/useful/final"),
     ("search, `cpu` 8 seeds: held-out − control, final",
-     ["(−0.029 ± 0.031, paired t = −2.65, p = 0.033)"], ("search", "confirm"), HC_FINAL),
+     ["(−0.029 ± 0.031, paired t = −2.65, p = 0.033)",
+      "they end below it (−0.029 ± 0.031, p = 0.033)"],
+     ("search", "confirm"), HC_FINAL),
     ("search, `cpu` 8 seeds: held-out − control, max over phase 3",
      ["−0.002 ± 0.020 (t = −0.24, p = 0.82)"], ("search", "confirm"), HC_MAX),
     ("search, interp 8 seeds: held-out − control, final",
@@ -122,44 +156,124 @@ TESTS = [
      ["+1.408 (p = 1.1e-08;"], ("confirm", "times node (ladder), PROTOCOL phase 3"), HC_FINAL),
     ("confirmation (seeds 8-15): PROTOCOL, held-out − control, final",
      ["PROTOCOL −0.068 (p = 0.0084, not > 0)"], ("confirm", "PROTOCOL (scale 1)"), HC_FINAL),
+    ("scale 0 (partial preset), seeds 0-15 pooled, held-out − control, final",
+     ["pooled 16: +0.063, p = 0.003"],
+     ("pooled", ("partial", "scale 0"), ("confirm", "partial, scale 0")), HC_FINAL),
+    ("acquired (seeds 0-7): acquired − sham, held-out − control, final, paired per seed",
+     ["+0.235 ± 0.077 on seeds 0–7 (8/8, t = 8.6, p = 6e-5)"], acq_diff("acquired", "sham"),
+     HC_FINAL),
+    ("acquired (seeds 8-15): acquired − sham, held-out − control, final, paired per seed",
+     ["+0.258 ± 0.203 on seeds 8–15 (8/8, t = 3.6, p = 0.009)",
+      "(acquired − sham +0.258 ± 0.203, 8/8;"], acq_diff("acquired", "sham", 8), HC_FINAL),
+    ("acquired (seeds 0-15 pooled): acquired − sham, held-out − control, final, paired per seed",
+     ["acquired − sham is +0.246 ± 0.149 (16/16;", "acquired − sham +0.246 ± 0.149, 16/16",
+      "pooled +0.246 ± 0.149 (16/16)"],
+     both_blocks(lambda seed: acq_diff("acquired", "sham", seed)), HC_FINAL),
+    ("acquired (seeds 0-15 pooled): acquired, held-out − control, final",
+     ["+0.150 ± 0.143 over seeds 0–15 (15/16, t = 4.2, p = 0.0008)",
+      "+0.150 ± 0.143 over seeds 0–15 (15/16); after"],
+     both_blocks(lambda seed: acq("acquired", seed)), HC_FINAL),
+    ("acquired (seeds 8-15): acquired, held-out − control, final",
+     ["on seeds 8–15 alone p = 0.09"], acq("acquired", 8), HC_FINAL),
+    ("acquired (seeds 0-15 pooled): sham − scratch, held-out − control, final, paired per seed",
+     ["(−0.048 ± 0.073 pooled, p = 0.02)"],
+     both_blocks(lambda seed: acq_diff("sham", "scratch", seed)), HC_FINAL),
+    ("acquired (seeds 0-7): sham − scratch, held-out − control, final, paired per seed",
+     ["(sham − scratch −0.031 ± 0.051, p = 0.13)"], acq_diff("sham", "scratch"), HC_FINAL),
+    ("acquired (seeds 0-7): acquired, held-out − placebo, final",
+     ["+0.128 ± 0.108 (7/8, p = 0.012) on seeds 0–7"], acq("acquired"), HP_FINAL),
+    ("acquired (seeds 8-15): acquired, held-out − placebo, final",
+     ["+0.139 ± 0.171 (7/8, p = 0.056) on 8–15"], acq("acquired", 8), HP_FINAL),
+    ("acquired dial (seeds 0-7): acquired x2, held-out − control, final",
+     ["held-out − control +0.060 ± 0.105 (6/8, p = 0.15)"], acq("acquired x2"), HC_FINAL),
+    ("acquired dial (seeds 0-7): acquired x2 − acquired, held-out − control, final, paired",
+     ["−0.115 ± 0.165 against one prior episode (paired, 2/8, p = 0.088)"],
+     acq_diff("acquired x2", "acquired"), HC_FINAL),
+    ("acquired dial (seeds 0-7): acquired x2, held-out − placebo, final",
+     ["(+0.021 ± 0.128, p = 0.66)"], acq("acquired x2"), HP_FINAL),
+    ("acquired dial (seeds 0-7): prior scale 0.3 − sham, held-out − control, final, paired",
+     ["not different from sham (+0.079 ± 0.166, p = 0.22)"],
+     acq_diff("prior scale 0.3", "sham"), HC_FINAL),
+    ("acquired dial (seeds 0-7): sham x2, held-out − control, final",
+     ["−0.147 ± 0.164 (1/8 > 0, p = 0.038 below 0)"], acq("sham x2"), HC_FINAL),
+    ("acquired dial (seeds 0-7): sham x2 − sham, held-out − control, final, paired",
+     ["(−0.088 ± 0.174 paired, p = 0.2)"], acq_diff("sham x2", "sham"), HC_FINAL),
+    ("inspect_acquired (seeds 0-7): the lower half's origin (acquired − sham lower), "
+     "held-out − control", ["the lower half's by −0.054 ± 0.093 (p = 0.14)"],
+     ("inspect_acquired",), "lower half's origin (acquired − sham lower, mean over both uppers)"),
+    ("inspect_acquired (seeds 0-7): sham lower + acquired upper − sham, held-out − control",
+     ["+0.083 over sham (7/8, p = 0.02)"], ("inspect_acquired",),
+     "(sham lower + acquired upper) − sham"),
+    ("16 letters (seeds 0-7): scratch, held-out − control, final",
+     ["held-out − control −0.007 ± 0.065 (4/8 > 0, p = 0.76)"], lp("scratch"), HC_FINAL),
+    ("16 letters (seeds 0-7): lever, held-out − control, final",
+     ["+0.257 ± 0.087 (8/8, p = 7.2e-05)"], lp("lever"), HC_FINAL),
+    ("16 letters (seeds 0-7): lever − scratch, held-out − control, final, paired per seed",
+     ["lever − scratch +0.264 ± 0.096 (paired, 8/8, p = 1.1e-04)"],
+     ("diff", lp("lever"), lp("scratch")), HC_FINAL),
+    ("16 letters (seeds 0-7): acquired, held-out − control, final",
+     ["+0.080 ± 0.154 (6/8, p = 0.19;", "+0.080 ± 0.154 (6/8 > 0, p = 0.19)",
+      "+0.080 ± 0.154 over the control (6/8, p = 0.19)"], lp("acquired"), HC_FINAL),
+    ("16 letters (seeds 0-7): acquired, held-out − placebo, final",
+     ["above its placebo by +0.100 ± 0.093 (7/8, p = 0.018)"], lp("acquired"), HP_FINAL),
+    ("16 letters (seeds 0-7): acquired − scratch, held-out − control, final, paired per seed",
+     ["(+0.087 ± 0.165 paired, 5/8, p = 0.18)"], ("diff", lp("acquired"), lp("scratch")),
+     HC_FINAL),
+    ("16 letters (seeds 0-7): sham, held-out − control, final",
+     ["held-out − control −0.191 ± 0.107 (0/8, p = 0.0015"], lp("sham"), HC_FINAL),
+    ("16 letters (seeds 0-7): acquired − sham, held-out − control, final, paired per seed",
+     ["acquired − sham is +0.271 ± 0.205 (8/8, p = 0.0072)", "(+0.271 ± 0.205, 8/8)"],
+     ("diff", lp("acquired"), lp("sham")), HC_FINAL),
 ]
 
 
-def figures_point(preset: str, figure: str, label: str):
-  folder = os.path.join(ROOT, "results", "paper_figures", preset)
-  pts = dict(P.figure_points(make_config(preset, n_seeds=5))[figure])
-  return folder, pts.get(label)
+def _partial(label: str):
+  return dict(pt for pts in P.PARTIAL_STAGES.values() for pt in pts).get(label)
+
+
+def _figures(preset: str, figure: str, label: str):
+  return dict(P.figure_points(make_config(preset, n_seeds=5))[figure]).get(label)
+
+
+def _confirm(label: str):  # a headline point on the confirmation seeds 8-15
+  cfg = dict((name, c) for name, _, _, c in P.CONFIRM_POINTS).get(label)
+  return cfg and P.confirm_config(cfg)
+
+
+def _search(stage: str):
+  return (P.SEARCH_STAGES.get(stage) or [None])[0]
+
+
+def _acquired(label: str, seed: int):
+  return next((c for pts in P.acquired_stages().values() for name, c in pts
+               if name == label and c.seed == seed), None)
+
+
+# kind: (f(*source[1:]) -> the config or None, f(*source[1:]) -> the folders that may hold it,
+# relative to ROOT; the first that does is read).
+POINTS = {
+    "partial": (_partial, lambda _: (P.PARTIAL_OUT,)),
+    "ladder": (P.RUNG_BY_NAME.get, lambda _: (P.LADDER_OUT, *P.LADDER_ALSO_READ)),
+    "figures": (_figures, lambda preset, *_: (os.path.join("results", "paper_figures", preset),)),
+    "confirm": (_confirm, lambda _: (P.CONFIRM_OUT, *P.CONFIRM_ALSO_READ)),
+    "search": (_search, lambda _: (P.SEARCH_OUT,)),
+    "acquired": (_acquired, lambda *_: (P.ACQUIRED_OUT, *P.ACQUIRED_ALSO_READ)),
+    "long_passwords": (lambda arm: dict(P.long_password_arms()).get(arm),
+                       lambda _: (P.LONG_PASSWORDS_OUT,)),
+}
 
 
 def record(source):
   """(record or None, where it is stored or why not)."""
-  kind = source[0]
-  if kind == "partial":
-    pts = dict(pt for pts in P.PARTIAL_STAGES.values() for pt in pts)
-    folder, cfg = os.path.join(ROOT, P.PARTIAL_OUT), pts.get(source[1])
-  elif kind == "ladder":
-    cfg = P.RUNG_BY_NAME.get(source[1])
-    folder = cfg and P.rung_folder(cfg, os.path.join(ROOT, P.LADDER_OUT))
-    if cfg is not None and folder is None:
-      return None, f"ladder rung {source[1]} not stored"
-  elif kind == "figures":
-    folder, cfg = figures_point(*source[1:])
-  elif kind == "confirm":  # a headline point on the confirmation seeds 8-15
-    cfg = dict((label, c) for label, _, _, c in P.CONFIRM_POINTS).get(source[1])
-    cfg = cfg and P.confirm_config(cfg)
-    folder = cfg and stored_folder(cfg, [os.path.join(ROOT, f) for f in
-                                         (P.CONFIRM_OUT, *P.CONFIRM_ALSO_READ)])
-    if cfg is not None and folder is None:
-      return None, f"confirmation point {source[1]} not stored"
-  elif kind == "search":
-    stage = P.SEARCH_STAGES.get(source[1])
-    folder, cfg = os.path.join(ROOT, P.SEARCH_OUT), stage and stage[0]
-  else:
+  if source[0] not in POINTS:
     raise ValueError(f"unknown source {source}")
+  find_cfg, find_folders = POINTS[source[0]]
+  cfg, folders = find_cfg(*source[1:]), find_folders(*source[1:])
   if cfg is None:
     return None, f"no such point: {source}"
-  if not is_stored(folder, cfg):
-    return None, f"not stored in {os.path.relpath(folder, ROOT)}"
+  folder = stored_folder(cfg, [os.path.join(ROOT, f) for f in folders])
+  if folder is None:
+    return None, f"not stored in {', '.join(folders)}"
   return load_point(folder, cfg), f"{os.path.relpath(folder, ROOT)}/{point_id(cfg)}.json"
 
 
@@ -172,17 +286,78 @@ def trend(preset: str, key: str):
   return share_trend(rows, key), f"results/paper_figures/{preset} (held-out share sweep)"
 
 
+def key_values(stored: dict, key: str) -> np.ndarray | None:
+  """record_values of ``key``, or for "A − B" A's minus B's; None where one is None."""
+  values = [record_values(stored, k) for k in key.split(" − ", 1)]
+  if any(v is None for v in values):
+    return None
+  return values[0] - values[1] if len(values) == 2 else values[0]
+
+
+def contrast(name: str):
+  """(seeds, per-seed values or None, where): a graft contrast of inspect_acquired.py. Read
+  only where the JSON names acquired.py's sham and acquired points on seeds 0-7: it took apart
+  the models of those runs (runs/acquired, not committed), so its values trace to them."""
+  path = os.path.join(ROOT, INSPECT_ACQUIRED)
+  if not os.path.exists(path):
+    return None, None, f"{INSPECT_ACQUIRED} not written"
+  with open(path) as f:
+    stored = json.load(f)
+  ids = {arm: point_id(_acquired(arm, 0)) for arm in ("acquired", "sham")}
+  if stored["point_ids"] != ids:
+    return None, None, f"{INSPECT_ACQUIRED} is of other points than {ids}"
+  if name not in stored["grafts"]["contrasts"]:
+    return None, None, f"{INSPECT_ACQUIRED} has no {name}"
+  values = np.asarray(stored["grafts"]["contrasts"][name], dtype=float)
+  where = f"{INSPECT_ACQUIRED} (grafts/contrasts of {', '.join(ids.values())})"
+  return stored["seeds"], values, where
+
+
+def difference(a, b, key: str):
+  """a − b per seed, on the same seeds."""
+  (seeds_a, va, wa), (seeds_b, vb, wb) = per_seed(a, key), per_seed(b, key)
+  if va is None or vb is None:
+    return None, None, wa if va is None else wb
+  if seeds_a != seeds_b:
+    return None, None, f"{wa} and {wb} are not on the same seeds"
+  return seeds_a, va - vb, f"{wa} − {wb}"
+
+
+def pooled(parts, key: str):
+  """The per-seed values of every part together; the parts' seeds must not overlap."""
+  got = [per_seed(part, key) for part in parts]
+  missing = [w for _, v, w in got if v is None]
+  if missing:
+    return None, None, missing[0]
+  seeds = [seed for block, _, _ in got for seed in block]
+  if len(set(seeds)) < len(seeds):
+    return None, None, "pooled seed blocks overlap"
+  return seeds, np.concatenate([v for _, v, _ in got]), " and ".join(f"({w})" for *_, w in got)
+
+
+def per_seed(source, key: str):
+  """(seeds, per-seed values of ``key`` or None, where they are stored or why not)."""
+  if source[0] == "diff":
+    return difference(*source[1:], key)
+  if source[0] == "pooled":
+    return pooled(source[1:], key)
+  if source[0] == "inspect_acquired":
+    return contrast(key)
+  stored, where = record(source)
+  if stored is None:
+    return None, None, where
+  values = key_values(stored, key)
+  if values is None:
+    return None, None, f"{where} has no {key}"
+  return [s["seed"] for s in stored["summary"]], values, where
+
+
 def recompute(source, key: str) -> tuple[dict | None, str]:
   """The prose's test on the stored point: (paired_test-like dict or None, where/why)."""
   if source[0] == "trend":
     return trend(source[1], key)
-  stored, where = record(source)
-  if stored is None:
-    return None, where
-  values = record_values(stored, key)
-  if values is None:
-    return None, f"{where} has no {key}"
-  return paired_test(values, 0.0), where
+  _, values, where = per_seed(source, key)
+  return (None if values is None else paired_test(values, 0.0)), where
 
 
 def locate(docs: str | dict[str, str], snippet: str) -> str:
@@ -232,8 +407,10 @@ def table(out: list[dict], command: str) -> str:
       "# Holm correction over the headline tests of the README and docs", "",
       f"Written by `{command}`. Each p-value the README's and docs' prose states as a finding, "
       "recomputed from the stored point with the test the prose used (one-sample t-test "
-      "over seeds, paired per seed for held-out − control; for the held-out-share trend, "
-      "per-seed slopes on the share, then a t-test of the slopes), then Holm-adjusted over "
+      "over seeds, paired per seed for held-out − control and for a difference of two "
+      "points on the same seeds, seed blocks pooled where the prose pools them; for the "
+      "held-out-share trend, per-seed slopes on the share, then a t-test of the slopes), then "
+      "Holm-adjusted over "
       f"the family of the {len(traced)} traceable tests (family-wise error rate {ALPHA:g}). "
       f"Raw p < {ALPHA:g}: {sum(r['test_result']['p'] < ALPHA for r in traced)}; Holm p < "
       f"{ALPHA:g}: {sum(r['holm'] < ALPHA for r in traced)}; significant before and not "

@@ -33,43 +33,19 @@ import os
 import time
 
 import toy
-from toy.config import make_config, producing_command, script_parser
+from toy.config import producing_command, script_parser
 from toy.measure import SHARED_NOTE, last_prior_mix_rows, law_record, record_cell, \
     record_values, seed_range
+from toy.points import LONG_PASSWORDS_OUT, LONG_PROBE, long_password_arms
 from toy.stats import paired_row
 from toy.sweep import is_stored, load_point, run_sweep
 
-OUT = os.path.join("results", "long_passwords")
+OUT = LONG_PASSWORDS_OUT
 MD = os.path.join("results", "long_passwords.md")
-PROBE_SEEDS = dict(seed=100, n_seeds=2)
 USEFUL_LEARNED = 0.3  # useful − chance at the end of phase 3 under "reverse", nats/token
-
-
-def _l16(seeds: dict, **kw):
-  return make_config("cpu", password_len=16, **seeds, **kw)
-
-
-PROBE = [(label, _l16(PROBE_SEEDS, mix_lower_lr_scale=s, **kw))
-         for label, kw in (("preset steps", {}),
-                           ("phase-3 lr 1e-2", dict(mix_lr=1e-2)),
-                           ("phase 3 600 steps", dict(mix_steps=600)),
-                           ("phase 2 x2, phase 3 600 steps", dict(dpo_repeats=60, mix_steps=600)))
-         for s in (1.0, 0.0)]
-PROBE = [(f"{label}, scale {cfg.mix_lower_lr_scale:g}", cfg) for label, cfg in PROBE]
-# The probe's choice (results/long_passwords.md): with phase 3 at 600 steps PROTOCOL learns the
-# useful negatives (+1.95 over chance, seeds 100-101); at the preset's 300 it does not
-# (+0.02), nor with a phase-3 rate of 1e-2 (+0.05).
-CHOSEN: dict | None = dict(mix_steps=600)
-
-
-def arms() -> list:
-  if CHOSEN is None:
-    return []
-  base = dict(seed=0, n_seeds=8, **CHOSEN)
-  return [("scratch", _l16(base)),
-          ("sham", _l16(base, prior_episodes=1, prior_mix_lower_lr_scale=1.0)),
-          ("acquired", _l16(base, prior_episodes=1, prior_mix_lower_lr_scale=0.0)),
-          ("lever", _l16(base, mix_lower_lr_scale=0.0))]
+# The probe's and the arms' configs, and the probe's choice of step counts (LONG_CHOSEN), live
+# in toy.points, where experiments/holm.py finds them too.
+PROBE, arms = LONG_PROBE, long_password_arms
 
 
 COLUMNS = [("useful−chance final", "reverse/useful/final"),
@@ -141,7 +117,8 @@ def main(argv=None):
       parser.error(f"--point: {label!r} is not a point; choose from {sorted(labels)}")
   for name in (args.stage or ["probe"]) if not args.plot_only else []:
     if name == "arms" and not stages["arms"]:
-      parser.error("--stage arms: no point chosen yet (CHOSEN is None); run the probe first")
+      parser.error("--stage arms: no point chosen yet (toy.points.LONG_CHOSEN is None); run the "
+                   "probe first")
     chosen = [c for label, c in stages[name] if not args.point or label in args.point]
     todo = [c for c in chosen if not is_stored(args.out, c)]
     print(f"stage {name}: {len(todo)} points to train", flush=True)
