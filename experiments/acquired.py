@@ -63,9 +63,10 @@ PREDICTIONS = [
     "control > 0 from the first phase-3 evaluation of the measured episode; from scratch the "
     "first evaluation still has the regular sign (law slope > 0).",
 ]
-# An 8-seed cpu episode on 2 quiet cores (README: 3-6 min a point); on shared cores the
-# 16-row groups of this script took 33-52 min (the runs behind results/acquired.md).
-SECONDS_PER_EPISODE = 240
+# An 8-row cpu episode on the 2 cores, from this script's own 8-row points (docs/acquired.md):
+# acquired x2 (3 episodes) 16 min, prior scale 0.3 (2) 11 min; acquired x4 and sham x4 (5
+# each) 68 min each when run side by side.
+SECONDS_PER_EPISODE = 330
 
 
 def cost_s(cfg) -> float:
