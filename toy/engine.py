@@ -62,22 +62,19 @@ def run_chunk(params, opt_state, ref, ref_neg, state, data, tables, key, hyperpa
 
     def train_step(carry, step):
       params, opt_state = carry
-      (_, metrics), grads = jax.value_and_grad(phase_loss, argnums=3, has_aux=True)(
-          cfg_s, apply, phase, params, ref, state, data, tables, step, key, ref_neg)
+      grad_fn = jax.value_and_grad(phase_loss, argnums=3, has_aux=True)
+      (_, metrics), grads = grad_fn(cfg_s, apply, phase, params, ref, state, data, tables, step,
+                                    key, ref_neg)
       updates, opt_state = tx.update(grads, opt_state, params)
       return (optax.apply_updates(params, updates), opt_state), metrics
 
     def step_fn(carry, step):
       # A cond, not a select: padded steps cost nothing (the step index is not vmapped, so
       # the cond stays a branch), and valid steps do not rewrite the state through a select.
-      # train_step is traced once, for the branch and the skip's shapes (tracing is slow).
-      traced, shapes = jax.make_jaxpr(train_step, return_shape=True)(carry, step)
-      replay = lambda *a: jax.tree.unflatten(jax.tree.structure(shapes), jax.core.eval_jaxpr(
-          traced.jaxpr, traced.consts, *jax.tree.leaves(a)))
-      skip = lambda carry, step: (carry, jax.tree.map(lambda m: jnp.zeros(m.shape, m.dtype),
-                                                      shapes[1]))
+      skip = lambda carry, step: (carry, jax.tree.map(
+          lambda m: jnp.zeros(m.shape, m.dtype), jax.eval_shape(train_step, carry, step)[1]))
       valid = step < n_total
-      carry, metrics = jax.lax.cond(valid, replay, skip, carry, step)
+      carry, metrics = jax.lax.cond(valid, train_step, skip, carry, step)
       return carry, {**metrics, "valid": valid}
 
     (params, opt_state), metrics = jax.lax.scan(step_fn, (params, opt_state),
