@@ -35,8 +35,8 @@ import numpy as np
 
 import toy
 from toy.config import producing_command, script_parser
-from toy.measure import SHARED_NOTE, flip_record, last_prior_mix_rows, law_record, \
-    record_cell, record_values, seed_range
+from toy.measure import HC_FINAL, HP_FINAL, PC_FINAL, SHARED_NOTE, flip_record, \
+    last_prior_mix_rows, law_record, record_cell, record_values, seed_range
 from toy.plots import save_figure
 from toy.stats import STUDY_UPLIFT, paired_row
 from toy.engine import train_many
@@ -127,9 +127,9 @@ def first_mix(record: dict, key) -> np.ndarray:
   return np.array([key(h) for h in rows if h["step"] == first])
 
 
-COLUMNS = [("held−control final", "reverse/heldout_minus_control/final"),
+COLUMNS = [("held−control final", HC_FINAL),
            ("held−control max", "reverse/heldout_minus_control/max"),
-           ("placebo−control final", "reverse/placebo_minus_control/final"),
+           ("placebo−control final", PC_FINAL),
            ("G", "G"), ("G: ratio of mean slopes [95% CI]", "G:ratio"),
            ("within-set slope useful", "law:within/useful"),
            ("within-set slope held-out", "law:within/heldout"),
@@ -161,7 +161,7 @@ def table(labelled, columns) -> str:
 def paired_lines(records: dict) -> list[str]:
   """Paired per-seed differences of held-out − control between arms, per seed block and
   pooled over blocks where both exist."""
-  key = "reverse/heldout_minus_control/final"
+  key = HC_FINAL
   lines = ["| comparison | seeds | difference, mean ± sd (t, p) | k/n > 0 |", "|---|---|---|---|"]
   blocks = {"0–7": "main", "8–15": "confirm"}
   for a, b in (("acquired", "sham"), ("acquired", "scratch"), ("sham", "scratch")):
@@ -179,15 +179,11 @@ def paired_lines(records: dict) -> list[str]:
     if "acquired" in got:
       lines.append(paired_row("acquired: held-out − control against 0", seeds,
                                record_values(got["acquired"], key)))
-  # Against the placebo: a second random set measured like the control, so held-out − placebo
-  # is the held-out effect over the spread two random sets show between them.
-  placebo = "reverse/placebo_minus_control/final"
   for seeds, stage in blocks.items():
     got = dict(records.get(stage, []))
-    if "acquired" in got and record_values(got["acquired"], placebo) is not None:
+    if "acquired" in got and record_values(got["acquired"], HP_FINAL) is not None:
       lines.append(paired_row("acquired: held-out − placebo", seeds,
-                               record_values(got["acquired"], key)
-                               - record_values(got["acquired"], placebo)))
+                               record_values(got["acquired"], HP_FINAL)))
   # The dial against the one-prior-episode arms of the same seeds (0-7), and its placebo.
   main = dict(records.get("main", []))
   for label, r in records.get("dial", []):
@@ -195,9 +191,8 @@ def paired_lines(records: dict) -> list[str]:
     if base in main and r["config"]["seed"] == main[base]["config"]["seed"]:
       lines.append(paired_row(f"{label} − {base}", "0–7", record_values(r, key)
                                - record_values(main[base], key)))
-    if record_values(r, placebo) is not None:
-      lines.append(paired_row(f"{label}: held-out − placebo", "0–7",
-                               record_values(r, key) - record_values(r, placebo)))
+    if record_values(r, HP_FINAL) is not None:
+      lines.append(paired_row(f"{label}: held-out − placebo", "0–7", record_values(r, HP_FINAL)))
   both = [dict(records.get(s, [])).get("acquired") for s in blocks.values()]
   if all(both):
     lines.append(paired_row("acquired: held-out − control against 0", "0–15 pooled",
@@ -214,7 +209,7 @@ def per_seed_lines(records: dict) -> list[str]:
     for label, r in records.get(stage, []):
       if not r["config"].get("prior_episodes"):
         continue
-      hc = record_values(r, "reverse/heldout_minus_control/final")
+      hc = record_values(r, HC_FINAL)
       for seed, v, (u, h) in zip([s["seed"] for s in r["summary"]], hc, prior_law(r)):
         lines.append(f"| {label} | {seed} | {v:+.3f} | {u:+.2f} / {h:+.2f} |")
   return lines
@@ -253,7 +248,7 @@ def plot(records: dict, path: str):
          title="held-out − control under 'reverse' (± sd)")
   ax.legend(fontsize=8)
   ax = axes[1]
-  key = "reverse/heldout_minus_control/final"
+  key = HC_FINAL
   for x0, stage in ((0, "main"), (4, "confirm")):
     got = dict(records.get(stage, []))
     names = [n for n in ("scratch", "sham", "acquired") if n in got]

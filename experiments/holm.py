@@ -30,7 +30,7 @@ import numpy as np
 
 from toy import points as P
 from toy.config import make_config, producing_command
-from toy.measure import record_values, share_trend
+from toy.measure import HC_FINAL, HP_FINAL, record_values, share_trend
 from toy.stats import holm, paired_test
 from toy.sweep import is_stored, load_point, point_id, stored_folder
 
@@ -38,10 +38,7 @@ ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 ALPHA = 0.05
 
 
-HC_FINAL, HC_MAX = "reverse/heldout_minus_control/final", "reverse/heldout_minus_control/max"
-# Held-out − placebo: the placebo is a second random set measured like the control, so the
-# difference of the two keys is the held-out effect over the spread two random sets show.
-HP_FINAL = f"{HC_FINAL} − reverse/placebo_minus_control/final"
+HC_MAX = "reverse/heldout_minus_control/max"
 INSPECT_ACQUIRED = os.path.join("results", "inspect_acquired.json")
 
 
@@ -298,14 +295,6 @@ def trend(preset: str, key: str):
   return share_trend(rows, key), f"results/paper_figures/{preset} (held-out share sweep)"
 
 
-def key_values(stored: dict, key: str) -> np.ndarray | None:
-  """record_values of ``key``, or for "A − B" A's minus B's; None where one is None."""
-  values = [record_values(stored, k) for k in key.split(" − ", 1)]
-  if any(v is None for v in values):
-    return None
-  return values[0] - values[1] if len(values) == 2 else values[0]
-
-
 def contrast(name: str):
   """(seeds, per-seed values or None, where): a graft contrast of inspect_acquired.py. Read
   only where the JSON names acquired.py's sham and acquired points on seeds 0-7: it took apart
@@ -358,7 +347,7 @@ def per_seed(source, key: str):
   stored, where = record(source)
   if stored is None:
     return None, None, where
-  values = key_values(stored, key)
+  values = record_values(stored, key)
   if values is None:
     return None, None, f"{where} has no {key}"
   return [s["seed"] for s in stored["summary"]], values, where

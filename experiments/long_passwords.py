@@ -34,8 +34,8 @@ import time
 
 import toy
 from toy.config import producing_command, script_parser
-from toy.measure import SHARED_NOTE, last_prior_mix_rows, law_record, record_cell, \
-    record_values, seed_range
+from toy.measure import HC_FINAL, HP_FINAL, PC_FINAL, SHARED_NOTE, last_prior_mix_rows, \
+    law_record, record_cell, record_values, seed_range
 from toy.points import LONG_PASSWORDS_OUT, LONG_PROBE, long_password_arms
 from toy.stats import paired_row
 from toy.sweep import is_stored, load_point, run_sweep
@@ -51,8 +51,8 @@ PROBE, arms = LONG_PROBE, long_password_arms
 COLUMNS = [("useful−chance final", "reverse/useful/final"),
            ("held−chance final", "reverse/heldout/final"),
            ("control−chance final", "reverse/control/final"),
-           ("held−control final", "reverse/heldout_minus_control/final"),
-           ("placebo−control final", "reverse/placebo_minus_control/final"),
+           ("held−control final", HC_FINAL),
+           ("placebo−control final", PC_FINAL),
            ("held−chance max", "reverse/heldout/max"),
            ("phase-2 end, useful−chance ('regular')", "dpo_end/regular/useful"),
            ("G", "G")]
@@ -76,7 +76,7 @@ def paired_lines(stored: dict) -> list[str]:
   """Held-out − control, paired per seed between arms and per arm against 0; for an arm with
   prior episodes, the same at the end of its last prior episode; and each arm's held-out −
   placebo (the held-out effect over the spread two random sets show between them)."""
-  key, placebo = "reverse/heldout_minus_control/final", "reverse/placebo_minus_control/final"
+  key = HC_FINAL
   seeds = lambda r: seed_range(r["config"])
   lines = ["| comparison | seeds | difference, mean ± sd (t, p) | k/n > 0 |", "|---|---|---|---|"]
   for a, b in PAIRS:
@@ -93,9 +93,8 @@ def paired_lines(stored: dict) -> list[str]:
       lines.append(paired_row(f"{arm}: its last prior episode's held-out − control", seeds(r),
                               ends))
   for arm, r in stored.items():
-    if record_values(r, placebo) is not None:
-      lines.append(paired_row(f"{arm}: held-out − placebo", seeds(r),
-                              record_values(r, key) - record_values(r, placebo)))
+    if record_values(r, HP_FINAL) is not None:
+      lines.append(paired_row(f"{arm}: held-out − placebo", seeds(r), record_values(r, HP_FINAL)))
   return lines
 
 

@@ -63,3 +63,11 @@ def test_differences_pools_and_placebos_rewrite_the_scripts_own_paired_rows():
     assert values is not None, where
     with open(os.path.join(ROOT, "results", md)) as f:
       assert paired_row(name, seeds, values) in f.read(), (md, name, seeds)
+
+
+def test_a_difference_key_is_the_per_seed_difference_of_its_two_keys():
+  from toy.measure import HC_FINAL, HP_FINAL, PC_FINAL, record_values
+  record = {"summary": [{HC_FINAL: 0.5, PC_FINAL: 0.25}, {HC_FINAL: -1.0, PC_FINAL: 0.5}]}
+  np.testing.assert_array_equal(record_values(record, HP_FINAL), [0.25, -1.5])
+  # a point stored before the placebo set existed has no difference either
+  assert record_values({"summary": [{HC_FINAL: 0.5}]}, HP_FINAL) is None

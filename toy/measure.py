@@ -207,14 +207,21 @@ def position_record(result) -> dict:
   return {"position": {k: np.asarray(v).tolist() for k, v in position_law(result).items()}}
 
 
+# The headline summary keys, and held-out − placebo: the placebo is a second random set
+# measured like the control, so the difference is the held-out effect over the spread two
+# random sets show between them (``record_values`` reads "A − B" keys).
+HC_FINAL = "reverse/heldout_minus_control/final"
+PC_FINAL = "reverse/placebo_minus_control/final"
+HP_FINAL = f"{HC_FINAL} − {PC_FINAL}"
+
 SUMMARY_KEYS = {
-    "heldout_vs_control_final": "reverse/heldout_minus_control/final",
+    "heldout_vs_control_final": HC_FINAL,
     "heldout_vs_control_max": "reverse/heldout_minus_control/max",
     "heldout_vs_chance_final": "reverse/heldout/final",
     "heldout_vs_chance_max": "reverse/heldout/max",
     "useful_vs_chance_final": "reverse/useful/final",
     "control_vs_chance_final": "reverse/control/final",
-    "placebo_vs_control_final": "reverse/placebo_minus_control/final",
+    "placebo_vs_control_final": PC_FINAL,
     "placebo_vs_control_max": "reverse/placebo_minus_control/max",
     "placebo_vs_chance_final": "reverse/placebo/final",
     "placebo_vs_chance_max": "reverse/placebo/max",
@@ -315,10 +322,13 @@ def last_prior_mix_rows(record: dict) -> list[dict | None]:
 
 
 def record_values(record: dict, key: str) -> np.ndarray | None:
-  """A stored point's per-seed values: a summary key, or "law:<name>", "flip:<name>" or
-  "position:<name>" for its law, flip or position record (``law_record``, ``flip_record``,
-  ``position_record``); None where the point has none (e.g. placebo keys of a point stored
-  before the placebo set existed)."""
+  """A stored point's per-seed values: a summary key, "A − B" for key A's minus key B's (e.g.
+  ``HP_FINAL``), or "law:<name>", "flip:<name>" or "position:<name>" for its law, flip or
+  position record (``law_record``, ``flip_record``, ``position_record``); None where the
+  point has none (e.g. placebo keys of a point stored before the placebo set existed)."""
+  if " − " in key:
+    a, b = (record_values(record, k) for k in key.split(" − ", 1))
+    return None if a is None or b is None else a - b
   for kind in ("law", "flip", "position"):
     if key.startswith(f"{kind}:"):
       values = record.get(kind, {})
