@@ -60,19 +60,27 @@ def run_chunk(params, opt_state, ref, ref_neg, state, data, tables, key, hyperpa
       cfg_s = cfg_s.replace(lr=jnp.where(cfg_s.mix_lr > 0, cfg_s.mix_lr, cfg_s.lr))
     tx = make_optimizer(cfg_s, n_total, labels)
 
+    metric_shapes = []  # train_step's metrics, as the cond traced them
+
     def train_step(carry, step):
       params, opt_state = carry
       grad_fn = jax.value_and_grad(phase_loss, argnums=3, has_aux=True)
       (_, metrics), grads = grad_fn(cfg_s, apply, phase, params, ref, state, data, tables, step,
                                     key, ref_neg)
       updates, opt_state = tx.update(grads, opt_state, params)
+      metric_shapes[:] = [jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype),
+                                       metrics)]
       return (optax.apply_updates(params, updates), opt_state), metrics
+
+    def skip(carry, step):
+      # The cond traces train_step first: its metrics' shapes are reused rather than traced
+      # again (eval_shape would trace the whole step a second time).
+      shapes = metric_shapes[0] if metric_shapes else jax.eval_shape(train_step, carry, step)[1]
+      return carry, jax.tree.map(lambda m: jnp.zeros(m.shape, m.dtype), shapes)
 
     def step_fn(carry, step):
       # A cond, not a select: padded steps cost nothing (the step index is not vmapped, so
       # the cond stays a branch), and valid steps do not rewrite the state through a select.
-      skip = lambda carry, step: (carry, jax.tree.map(
-          lambda m: jnp.zeros(m.shape, m.dtype), jax.eval_shape(train_step, carry, step)[1]))
       valid = step < n_total
       carry, metrics = jax.lax.cond(valid, train_step, skip, carry, step)
       return carry, {**metrics, "valid": valid}
