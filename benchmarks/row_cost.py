@@ -5,8 +5,9 @@
 Each arm is a fresh process (its cores set before jax starts, as ``taskset`` would) that
 builds a phase of ``--preset`` for ``rows`` seeds, runs one chunk (compile), then times
 ``--chunks`` chunks of ``eval_every`` steps and their evaluation (``toy.engine.Phase.run``);
-arms alternate, repeat by repeat, and the median chunk time of each is printed with the two
-ratios that size a job of many rows on this machine:
+arms alternate, repeat by repeat, and the median chunk time of each is printed with three
+ratios that size a job of many rows on this machine (the cores are the first two this
+process may use):
 
   per-row cost:  (2 rows) / (2 x 1 row), both on 2 cores: 1 means rows cost linearly, so
                  batching more rows into one program saves nothing;
@@ -26,7 +27,7 @@ import time
 import numpy as np
 
 ARM = """
-import json, os, sys, time
+import json, os, time
 os.sched_setaffinity(0, {cores})
 import jax
 import numpy as np
@@ -48,9 +49,12 @@ for phase in ("dpo", "mix"):
   out[phase] = float(np.median(times))
 print(json.dumps(out))
 """
-# arm: (rows, the cores of each process run at once)
-ARMS = {"1 row, 1 core": (1, [{0}]), "1 row, 2 cores": (1, [{0, 1}]),
-        "2 rows, 2 cores": (2, [{0, 1}]), "1 row per core, side by side": (1, [{0}, {1}])}
+
+
+def arms(a: int, b: int) -> dict:
+  """arm: (rows, the cores of each process run at once), on cores ``a`` and ``b``."""
+  return {"1 row, 1 core": (1, [{a}]), "1 row, 2 cores": (1, [{a, b}]),
+          "2 rows, 2 cores": (2, [{a, b}]), "1 row per core, side by side": (1, [{a}, {b}])}
 
 
 def run_arm(preset: str, rows: int, cores: list[set], chunks: int) -> dict:
@@ -75,12 +79,13 @@ def main() -> None:
   for name, value in (("--repeats", args.repeats), ("--chunks", args.chunks)):
     if value < 1:
       parser.error(f"{name} must be >= 1, got {value}")
-  if len(os.sched_getaffinity(0)) < 2:
-    parser.error("needs at least 2 cores (this process may use "
-                 f"{len(os.sched_getaffinity(0))})")
-  got = {arm: {"dpo": [], "mix": []} for arm in ARMS}
+  allowed = sorted(os.sched_getaffinity(0))
+  if len(allowed) < 2:
+    parser.error(f"needs at least 2 cores (this process may use {len(allowed)})")
+  plan = arms(*allowed[:2])
+  got = {arm: {"dpo": [], "mix": []} for arm in plan}
   for _ in range(args.repeats):
-    for arm, (rows, cores) in ARMS.items():
+    for arm, (rows, cores) in plan.items():
       for phase, t in run_arm(args.preset, rows, cores, args.chunks).items():
         got[arm][phase].append(t)
   med = {arm: {p: float(np.median(t)) for p, t in v.items()} for arm, v in got.items()}
@@ -99,6 +104,7 @@ def main() -> None:
   with open(args.out, "w") as f:
     f.write(f"# `python benchmarks/row_cost.py` ({time.strftime('%Y-%m-%d')}, "
             f"load average before {os.getloadavg()[0]:.2f})\n\n```\n{text}\n```\n")
+
 
 if __name__ == "__main__":
   main()
