@@ -159,3 +159,14 @@ def test_a_script_imports_no_other_script():
         continue
       found |= {(path, n.split(".")[0]) for n in names if n.split(".")[0] in scripts}
   assert found == KNOWN_SCRIPT_IMPORTS
+
+
+# The second redesign's caps: a newcomer reads the loop and the README in one sitting.
+SIZE_CAPS = {"toy/engine.py": 350, "README.md": 350}
+
+
+def test_the_loop_and_the_readme_stay_within_their_caps():
+  for path, cap in SIZE_CAPS.items():
+    with open(os.path.join(ROOT, path)) as f:
+      n = len(f.read().splitlines())
+    assert n <= cap, f"{path}: {n} lines, its cap is {cap}"

@@ -73,8 +73,7 @@ def run_chunk(params, opt_state, ref, ref_neg, state, data, tables, key, hyperpa
       return (optax.apply_updates(params, updates), opt_state), metrics
 
     def skip(carry, step):
-      # The cond traces train_step first: its metrics' shapes are reused rather than traced
-      # again (eval_shape would trace the whole step a second time).
+      # The cond traced train_step first: reuse its metrics' shapes, not trace the step again.
       shapes = metric_shapes[0] if metric_shapes else jax.eval_shape(train_step, carry, step)[1]
       return carry, jax.tree.map(lambda m: jnp.zeros(m.shape, m.dtype), shapes)
 
@@ -141,8 +140,7 @@ class Phase:
   extra_prefixes: tuple[str, ...] = ()
 
   def run(self, start: int, n_steps: int) -> tuple[dict, dict]:
-    """Steps start .. start + n_steps - 1, then an evaluation: (metrics, evals). The state
-    moves on; its previous buffers are donated to the program."""
+    """Steps start .. start + n_steps - 1, then an evaluation: (metrics, evals); donates."""
     self.params, self.opt_state, metrics, evals = run_chunk(
         self.params, self.opt_state, self.ref, self.ref_neg, self.state, self.data, self.tables,
         self.key, self.hyperparams, jnp.int32(start), cfg=self.cfg, graphdef=self.graphdef,
@@ -193,11 +191,9 @@ def start_phase(st: Setup, cfg: Config, phase: str, params, ref=None, rows=None,
 
 def phase_state(cfg: Config, phase: str, make_model: ModelFactory = build_model,
                 reference: Callable | None = None) -> Phase:
-  """``phase``'s state at its step 0 for ``cfg``'s seeds, built from their initial models as
-  ``train_many`` builds a phase (``setup``, then ``start_phase``; on the default device, no
-  row mesh), for timing or lowering chunks of one phase alone: the phases before it are not
-  trained. Phases 2-3 compare against ``reference(params)`` (default: a copy of the initial
-  parameters)."""
+  """``phase``'s state at step 0 from ``cfg``'s initial models, built as ``train_many`` builds
+  it but with no phase before it trained and no row mesh (to time or lower one phase alone).
+  Phases 2-3 compare against ``reference(params)`` (default: a copy of the initial params)."""
   st = setup([cfg], make_model)
   ref = None if phase == "pretrain" else (
       reference or (lambda p: jax.tree.map(jnp.copy, p)))(st.params)
@@ -228,8 +224,7 @@ class Chunk:
 def train(cfg: Config, make_model: ModelFactory = build_model, *, progress: bool = True,
           save: bool = True, on_phase_end: Callable | None = None,
           on_chunk: Callable | None = None, time_budget_s: float | None = None) -> RunResult:
-  """Runs the three phases for seeds cfg.seed .. cfg.seed + n_seeds - 1, vmapped together
-  (``train_many`` of one config; its arguments)."""
+  """``train_many`` of one config: seeds cfg.seed .. cfg.seed + n_seeds - 1, vmapped."""
   return train_many([cfg], make_model, progress=progress, save=save, on_phase_end=on_phase_end,
                     on_chunk=on_chunk, time_budget_s=time_budget_s)[0]
 
