@@ -1,8 +1,10 @@
 """A whole run, side by side in one process: the engine against the study's loop in eager
 PyTorch (not a test).
 
-  python benchmarks/race.py                  # cpu preset, 1 seed; appends to results.md
-  python benchmarks/race.py --preset tiny --repeats 1 --skip steps,devices --out ''  # smoke
+  python -m benchmarks.race                  # cpu preset, 1 seed; appends to results.md
+  python -m benchmarks.race --preset tiny --repeats 1 --skip steps,devices --out ''  # smoke
+
+Run as a module from the repository root: it imports ``benchmarks.bench_steps``.
 
 1. The race: ``toy.engine.train`` (one seed, all three phases, an evaluation every
    ``eval_every`` steps) against ``bench_steps.TorchRun``, the same loop in eager torch on
@@ -32,8 +34,7 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import bench_steps as B  # noqa: E402  (sets HF_HUB_OFFLINE before transformers loads)
+from benchmarks import bench_steps as B  # sets HF_HUB_OFFLINE before transformers loads
 
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
@@ -43,6 +44,7 @@ from toy.config import make_config  # noqa: E402
 
 TARGETS = {"race": 3.0, "peak": B.TARGETS["peak"]}
 HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
 # Why each target is missed, from the profile in benchmarks/README.md.
 REASONS = {
     "race": "both sides are bound by their matmul kernels at this size, and torch's MKL matmul "
@@ -83,9 +85,9 @@ def run_worker(args, n_devices: int) -> dict:
   if n_devices > 1:
     flags += f" --xla_force_host_platform_device_count={n_devices}"
   env["XLA_FLAGS"] = flags.strip()
-  out = subprocess.run([sys.executable, os.path.abspath(__file__), "--worker", "--preset",
+  out = subprocess.run([sys.executable, "-m", "benchmarks.race", "--worker", "--preset",
                         args.preset, "--device-seeds", str(args.device_seeds)], env=env,
-                       capture_output=True, text=True, check=True).stdout
+                       cwd=ROOT, capture_output=True, text=True, check=True).stdout
   return json.loads(next(l for l in out.splitlines() if l.startswith("RESULT "))[7:])
 
 
@@ -226,7 +228,7 @@ def main(argv=None):
   print("\n" + text + "\n\n" + method + "\n\n" + "\n\n".join(notes))
   print(f"load average before {load_before}, after {load_after}; {elapsed:.0f} s")
   if args.out:
-    cmd = "python " + " ".join([os.path.relpath(__file__)] + list(argv or sys.argv[1:]))
+    cmd = "python -m benchmarks.race " + " ".join(list(argv or sys.argv[1:]))
     with open(args.out, "a") as f:
       f.write(f"\n# Whole-run race ({datetime.date.today().isoformat()})\n\n")
       f.write(f"- command: `{cmd}`\n- machine: {B.machine_line()}\n")

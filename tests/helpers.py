@@ -43,16 +43,16 @@ def model_inputs(cfg, pw, which):
 
 
 @functools.partial(jax.jit, static_argnums=(0, 4))
-def _jit_call(graphdef, params, rest, tokens, method):
-  model = nnx.merge(graphdef, params, rest)
+def _jit_call(graphdef, params, state, tokens, method):
+  model = nnx.merge(graphdef, params, state)
   return model(tokens) if method == "call" else model.parts(tokens)
 
 
 def forward(model, tokens, method="call"):
   """model(tokens) or model.parts(tokens) under one jit: a compile per shape is far cheaper
   than eager op-by-op."""
-  graphdef, params, rest = nnx.split(model, nnx.Param, ...)
-  return jax.tree.map(np.asarray, _jit_call(graphdef, params, rest, tokens, method))
+  graphdef, params, state = nnx.split(model, nnx.Param, ...)
+  return jax.tree.map(np.asarray, _jit_call(graphdef, params, state, tokens, method))
 
 
 def assert_histories_close(got, want, **tol):

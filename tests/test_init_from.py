@@ -166,14 +166,14 @@ def test_from_scratch_vocab_normalisation_covers_the_prefix_tokens():
   the softmax lowers every letter's log-prob; the evaluation follows the config."""
   cfg = make_config("tiny")
   model = build_model(cfg, {}, nnx.Rngs(0))
-  graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+  graphdef, params, state = nnx.split(model, nnx.Param, ...)
   apply = lambda p, r, t: nnx.merge(graphdef, p, r)(t)
   data = {k: np.asarray(v) for k, v in data_lib.make_data(cfg, jax.random.key(0)).items()}
   ev = {n: jax.jit(lambda p, r, d, n=n: evaluate(cfg.replace(normalize=n), apply, p, r, d))(
-      params, rest, data) for n in ("alphabet", "vocab")}
+      params, state, data) for n in ("alphabet", "vocab")}
   for k in ev["vocab"]:
     assert float(ev["vocab"][k]) < float(ev["alphabet"][k])
-  logits = np.asarray(jax.jit(apply)(params, rest,
+  logits = np.asarray(jax.jit(apply)(params, state,
                                      data_lib.model_inputs(cfg, data["control"], data_lib.REGULAR)))
   want = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
   targets = data["control"]

@@ -25,7 +25,7 @@ def _stacked(model="transformer", n_seeds=2, a=1.0, c=0.0, gain=0.0, combine="ti
   cfg = make_config("tiny", model=model, n_seeds=n_seeds, toy_a=a, toy_c=c, toy_gain_add=gain,
                     toy_combine=combine)
   st = setup([cfg])
-  graphdef, params, rest = st.graphdef, st.params, st.state
+  graphdef, params, state = st.graphdef, st.params, st.state
   rng = np.random.default_rng(0)
   if model == "toy":
     shape = params["memory"]["values"].shape
@@ -34,7 +34,7 @@ def _stacked(model="transformer", n_seeds=2, a=1.0, c=0.0, gain=0.0, combine="ti
     params = jax.tree_util.tree_map_with_path(
         lambda path, x: x + jnp.asarray(0.3 * rng.normal(size=x.shape), x.dtype)
         if "bias" in str(path) or "final_ln" in str(path) else x, params)
-  return RunResult(cfg, [], [], graphdef, params, rest, st.data, apply_fn(graphdef), None)
+  return RunResult(cfg, [], [], graphdef, params, state, st.data, apply_fn(graphdef), None)
 
 
 def _tokens(result, i=0, prefix=data_lib.REVERSE):

@@ -17,22 +17,22 @@ def pieces(tiny_cfg):
   data = data_lib.make_data(cfg, jax.random.key(3))
   tables = data_lib.make_tables(cfg, jax.random.key(4))
   model = build_model(cfg, {k: np.asarray(v) for k, v in data.items()}, nnx.Rngs(0))
-  graphdef, params, rest = nnx.split(model, nnx.Param, ...)
-  params, rest = nnx.to_pure_dict(params), nnx.to_pure_dict(rest)
+  graphdef, params, state = nnx.split(model, nnx.Param, ...)
+  params, state = nnx.to_pure_dict(params), nnx.to_pure_dict(state)
   # a reference that differs from the policy, as after phase 1
   ref = jax.tree.map(lambda x: x + 0.05 * jax.random.normal(jax.random.key(1), x.shape), params)
   apply = lambda p, r, tokens: nnx.merge(graphdef, p, r)(tokens)
-  return cfg, apply, params, ref, rest, data, tables
+  return cfg, apply, params, ref, state, data, tables
 
 
 def test_reference_logps_are_the_references_summed_logps_of_each_negative(pieces):
-  cfg, apply, _, ref, rest, data, _ = pieces
+  cfg, apply, _, ref, state, data, _ = pieces
   negs = data_lib.negatives(data)
-  got = reference_logps(cfg, apply, ref, rest, data)
+  got = reference_logps(cfg, apply, ref, state, data)
   assert got.shape == (cfg.n_negatives,)
   for i in (0, cfg.n_useful - 1, cfg.n_negatives - 1):  # one at a time: no batch effects
     one = negs[i:i + 1]
-    want = token_logps(apply(ref, rest, data_lib.model_inputs(cfg, one, data_lib.REGULAR)), one,
+    want = token_logps(apply(ref, state, data_lib.model_inputs(cfg, one, data_lib.REGULAR)), one,
                        cfg.alphabet_size).sum()
     np.testing.assert_allclose(float(got[i]), float(want), rtol=1e-5, atol=1e-5)
 
@@ -41,10 +41,10 @@ def test_reference_logps_are_the_references_summed_logps_of_each_negative(pieces
 @pytest.mark.parametrize("phase", ["dpo", "mix"])
 def test_phase_loss_with_precomputed_reference_equals_the_per_step_forward(pieces, phase,
                                                                            normalize):
-  cfg, apply, params, ref, rest, data, tables = pieces
+  cfg, apply, params, ref, state, data, tables = pieces
   cfg = cfg.replace(normalize=normalize)  # both sides must be normalised alike
-  ref_neg = jax.jit(lambda r: reference_logps(cfg, apply, r, rest, data))(ref)
-  loss = jax.jit(lambda step, ref_neg: phase_loss(cfg, apply, phase, params, ref, rest, data,
+  ref_neg = jax.jit(lambda r: reference_logps(cfg, apply, r, state, data))(ref)
+  loss = jax.jit(lambda step, ref_neg: phase_loss(cfg, apply, phase, params, ref, state, data,
                                                    tables, step, jax.random.key(0), ref_neg))
   for step in (0, 3):
     per_step, m_step = loss(step, None)

@@ -24,12 +24,12 @@ from toy.io import RunResult
 from toy.io import load_run  # noqa: F401 (toy.inspect.load_run: scripts read runs from here)
 from toy.model import path_names
 from toy.losses import token_logps
+from toy.measure import LAW_SETS
 from toy.phases import PREFIXES, centred_at
 from toy.setup import compile_key
 from toy.stats import slope_through_origin
 
 SETS = ("useful", "heldout", "control")
-LAW_SETS = ("useful", "heldout")
 DIRECTIONS = (("regular", "reverse"), ("reverse", "regular"))  # (source, target) of a patch
 
 # Every name a forward pass records into ``hooks`` (``run_with_cache``): name -> (shape, what

@@ -151,11 +151,11 @@ SEARCH_BASE = dict(alphabet_size=26, password_len=8, batch_size=64, n_neg_batche
                    warmup_steps=50, n_layers=4, d_model=128, n_heads=4, eval_size=128)
 
 
-def search_grid(shape: dict, hyper: dict[str, list], seeds: int) -> list:
-  """All combinations of the hyper values (one vmapped program) on top of SEARCH_BASE +
+def search_grid(shape: dict, grid: dict[str, list], seeds: int) -> list:
+  """All combinations of the grid's values (one vmapped program) on top of SEARCH_BASE +
   shape."""
   points = [{}]
-  for key, values in hyper.items():
+  for key, values in grid.items():
     points = [{**p, key: v} for p in points for v in values]
   return [make_config("cpu", **{**SEARCH_BASE, **shape, **p, "n_seeds": seeds}) for p in points]
 
