@@ -38,11 +38,11 @@ import toy
 from toy.config import Config, producing_command, script_parser
 from toy.mechanism import law_ratio
 from toy.measure import G_COLUMNS, PLACEBO_COLUMNS, SHARED_NOTE, STUDY_COLUMNS, law_record, \
-    record_cell, record_g, seed_range
+    record_cell, record_g, seed_range, seed_values
 from toy.plots import save_figure
 from toy.points import LADDER_OUT, RUNG_BY_NAME, RUNGS, SEEDS, ladder_toy, rung_folder
 from toy.stats import fmt, paired_test
-from toy.sweep import load_point, run_sweep, seed_values
+from toy.sweep import load_point, run_sweep
 
 COLUMNS = [  # (header, summary key, "law:" key or toy.measure.record_cell's G keys)
     *G_COLUMNS,

@@ -63,9 +63,9 @@ import numpy as np
 import toy
 from toy.config import Config, make_config, producing_command, script_parser
 from toy.measure import above_chance_values, flip_record, law_record, position_record, \
-    record_g, record_values, seed_range
+    record_g, record_values, seed_range, seed_values
 from toy.plots import save_figure
-from toy.sweep import is_stored, load_point, run_sweep, seed_values
+from toy.sweep import is_stored, load_point, run_sweep
 
 OUT = os.path.join("results", "leakage")
 SEEDS = dict(seed=0, n_seeds=8)

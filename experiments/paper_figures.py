@@ -54,10 +54,10 @@ from toy.engine import build_model
 from toy.plots import SET_COLORS, SET_LABELS, chance_line, mean_sd_errorbar, phase_curves, \
     save_figure, stretch_yaxis
 from toy.measure import DYNAMICS_COLUMNS, DYNAMICS_NOTE, PLACEBO_COLUMNS, PLACEBO_NOTE, \
-    STUDY_COLUMNS, dynamics_cell, phase3_dynamics, record_cell, share_trend
+    STUDY_COLUMNS, dynamics_cell, phase3_dynamics, record_cell, seed_values, share_trend
 from toy.points import figure_points
 from toy.stats import fmt
-from toy.sweep import is_stored, load_point, run_sweep, seed_values
+from toy.sweep import is_stored, load_point, run_sweep
 
 FIGURES = ("phases", "heldout_proportion", "model_size", "ablations")
 WHEN = {"final": "end of phase 3", "max": "max over phase 3"}

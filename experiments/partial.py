@@ -34,10 +34,11 @@ import numpy as np
 import toy
 from toy.config import producing_command, script_parser
 from toy.measure import DYNAMICS_COLUMNS, DYNAMICS_NOTE, G_COLUMNS, PLACEBO_COLUMNS, \
-    SHARED_NOTE, STUDY_COLUMNS, dynamics_cell, law_record, phase3_dynamics, record_cell, seed_range
+    SHARED_NOTE, STUDY_COLUMNS, dynamics_cell, law_record, phase3_dynamics, record_cell, \
+    seed_range, seed_values
 from toy.plots import save_figure
 from toy.points import PARTIAL_OUT, PARTIAL_STAGES
-from toy.sweep import is_stored, load_point, run_sweep, seed_values
+from toy.sweep import is_stored, load_point, run_sweep
 
 KNOBS = ["preset", "mix_lower_lr_scale", "mix_lower_embed", "mix_lr", "mix_steps",
          "ft_weight", "batch_size", "d_model", "password_len", "alphabet_size"]

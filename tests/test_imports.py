@@ -14,13 +14,14 @@ FLOORS = (
     ("toy.model", "toy.hf_params", "toy.convert", "toy.mechanism", "toy.mechanism_io"),
     # the scripts' command line: flags -> a config, its checkpoint folder checked
     ("toy.cli",),
-    # what a run starts from, what a phase does and how it is measured; the files a run
-    # writes and reads back (below the engine: train_many(save=True) writes the run folder)
-    ("toy.setup", "toy.phases", "toy.optim", "toy.measure", "toy.io"),
+    # what a run starts from and what a phase does; the files a run writes and reads back
+    # (below the engine: train_many(save=True) writes the run folder)
+    ("toy.setup", "toy.phases", "toy.optim", "toy.io"),
     ("toy.engine",),
     # sweeps, the stored sweeps' points and the columns of toy_vs_learned.py
     ("toy.sweep", "toy.points", "toy.columns"),
-    ("toy.inspect", "toy.plots"),
+    # what is read off trained runs and stored points, and the figures
+    ("toy.measure", "toy.inspect", "toy.plots"),
 )
 
 

@@ -339,6 +339,14 @@ def record_values(record: dict, key: str) -> np.ndarray | None:
   return np.array([s[key] for s in record["summary"]])
 
 
+def seed_values(record: dict, key: str) -> np.ndarray:
+  """``record_values``, but a KeyError where the point has none."""
+  values = record_values(record, key)
+  if values is None:
+    raise KeyError(key)
+  return values
+
+
 def record_g(record: dict, seed: int = 0) -> dict | None:
   """A stored point's G (``g_summary``) from its per-seed law slopes; None without them."""
   useful, heldout = (record_values(record, f"law:slope/{s}") for s in ("useful", "heldout"))

@@ -13,13 +13,11 @@ import json
 import os
 from typing import Callable
 
-import numpy as np
 
 from toy.config import Config, role_fields
 from toy.engine import train_many
 from toy.setup import batch_groups
 from toy.io import write_json_atomic
-from toy.measure import record_values
 
 # Where a run is written does not change what it is.
 _NOT_IDENTITY = tuple(role_fields("not_identity"))
@@ -77,12 +75,3 @@ def stored_folder(cfg: Config, folders) -> str | None:
   """The first of ``folders`` that holds ``cfg``'s point (experiments read each other's stored
   points: the same config has the same file name); None where none does."""
   return next((f for f in folders if is_stored(f, cfg)), None)
-
-
-def seed_values(record: dict, key: str) -> np.ndarray:
-  """A stored point's per-seed values (``toy.measure.record_values``); KeyError where the
-  point has none."""
-  values = record_values(record, key)
-  if values is None:
-    raise KeyError(key)
-  return values
