@@ -2,22 +2,30 @@
 
   python experiments/search_learned.py                 # every stage, resumable
   python experiments/search_learned.py --stage d64     # one stage
-  python experiments/search_learned.py --table-only    # rebuild the table from disk
+  python experiments/search_learned.py --table-only    # rebuild the table and figure from disk
 
 Each grid point is one JSON in results/search/ (named by a hash of its config), written
 atomically: an interrupted search resumes where it stopped. Points of a stage that differ only
 in learning rate, loss weights or beta train together in one vmapped program. The stages'
 configs are toy.points.SEARCH_STAGES. The table (results/search/table.md) has, per point, mean
 ± sd over seeds with t-tests of: useful negatives vs chance and held-out vs the random control,
-under "reverse" at the end of phase 3 and as the max over phase-3 evaluations.
+under "reverse" at the end of phase 3 and as the max over phase-3 evaluations. The figure
+(figures/search.png) puts each point's held-out − control against its useful − chance.
 """
 from __future__ import annotations
 
 import os
 
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
 import toy
 from toy.config import script_parser
-from toy.measure import PLACEBO_COLUMNS, PLACEBO_NOTE, STUDY_COLUMNS, record_cell
+from toy.measure import HC_FINAL, PLACEBO_COLUMNS, PLACEBO_NOTE, STUDY_COLUMNS, record_cell, \
+    seed_values
+from toy.plots import save_figure
 from toy.points import SEARCH_OUT, SEARCH_STAGES
 from toy.sweep import is_stored, load_point, run_sweep
 
@@ -45,20 +53,47 @@ def table(records: list[dict]) -> str:
   return "\n".join(lines)
 
 
+def plot(stages: dict[str, list[dict]], path: str) -> str:
+  """Per stored point, held-out − control (the effect) against useful − chance (whether phase
+  3 learned the useful negatives at all): mean ± sd over seeds, one marker per stage."""
+  fig, ax = plt.subplots(figsize=(6.5, 4.5))
+  above = [seed_values(r, HC_FINAL).mean() > 0 for rs in stages.values() for r in rs]
+  for (name, records), marker in zip(stages.items(), "osD^v<>"):
+    if not records:
+      continue
+    useful = [seed_values(r, "reverse/useful/final") for r in records]
+    held = [seed_values(r, HC_FINAL) for r in records]
+    ax.errorbar([u.mean() for u in useful], [h.mean() for h in held],
+                xerr=[u.std(ddof=1) for u in useful], yerr=[h.std(ddof=1) for h in held],
+                fmt=marker, capsize=3, ms=5, label=f"{name} ({len(records)} point"
+                f"{'s' * (len(records) > 1)}, {records[0]['config']['n_seeds']} seeds each)")
+  ax.axhline(0, color="k", lw=0.6, ls="--")
+  ax.axvline(0, color="k", lw=0.6, ls="--")
+  ax.set_xlabel("useful − chance, end of phase 3 (nats/token)")
+  ax.set_ylabel("held-out − control, end of phase 3 (nats/token)")
+  ax.set_title("the search, PROTOCOL's phase 3 (everything trains): held-out − control\n"
+               f"above 0 (mean over seeds) at {sum(above)} of {len(above)} points", fontsize=10)
+  ax.legend(fontsize=8)
+  return save_figure(fig, path)
+
+
 def main(argv=None):
   parser = script_parser(__doc__)
   parser.add_argument("--stage", choices=sorted(SEARCH_STAGES), action="append")
   parser.add_argument("--table-only", action="store_true")
   parser.add_argument("--out", default=SEARCH_OUT)
+  parser.add_argument("--figures", default="figures")
   args = parser.parse_args(argv)
   toy.enable_compilation_cache()
-  records = []
+  stages = {}
   for name in args.stage or list(SEARCH_STAGES):
     cfgs = SEARCH_STAGES[name]
     if args.table_only:
-      records += [load_point(args.out, c) for c in cfgs if is_stored(args.out, c)]
+      stages[name] = [load_point(args.out, c) for c in cfgs if is_stored(args.out, c)]
     else:
-      records += run_sweep(cfgs, args.out)
+      stages[name] = run_sweep(cfgs, args.out)
+  records = [r for rs in stages.values() for r in rs]
+  plot(stages, os.path.join(args.figures, "search.png"))
   text = table(records)
   os.makedirs(args.out, exist_ok=True)
   with open(os.path.join(args.out, "table.md"), "w") as f:
