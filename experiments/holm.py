@@ -1,7 +1,7 @@
 """Holm correction over the headline tests of the README and docs, each recomputed from its
 stored point.
 
-  python experiments/holm.py                 # writes results/holm.md
+  python experiments/holm.py                 # writes results/holm.md and figures/holm.png
   python experiments/holm.py --out FILE --docs README.md docs/partial.md
 
 Every p-value the README's and docs' prose states as a finding (tables excluded: they are
@@ -26,11 +26,16 @@ import json
 import os
 import re
 
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
 import numpy as np
 
 from toy import points as P
 from toy.config import make_config, producing_command
 from toy.measure import HC_FINAL, HP_FINAL, record_values, share_trend
+from toy.plots import save_figure
 from toy.stats import holm, paired_test
 from toy.sweep import is_stored, load_point, point_id, stored_folder
 
@@ -430,6 +435,24 @@ def table(out: list[dict], command: str) -> str:
   return "\n".join(lines) + "\n"
 
 
+def plot(out: list[dict], path: str) -> str:
+  """Every traced test's raw and Holm p, sorted by raw p, against the 0.05 line: the tests
+  between the two markers' crossings are those the correction takes away."""
+  traced = sorted((r for r in out if "holm" in r), key=lambda r: r["test_result"]["p"])
+  raw = np.array([r["test_result"]["p"] for r in traced])
+  adj = np.array([r["holm"] for r in traced])
+  x = np.arange(1, len(traced) + 1)
+  fig, ax = plt.subplots(figsize=(7, 4.2))
+  ax.semilogy(x, raw, "o", ms=4, label=f"raw p ({int((raw < ALPHA).sum())} below {ALPHA:g})")
+  ax.semilogy(x, adj, "x", ms=5, label=f"Holm p ({int((adj < ALPHA).sum())} below {ALPHA:g})")
+  ax.axhline(ALPHA, color="k", lw=0.8, ls="--")
+  ax.set_xlabel("test, sorted by raw p (results/holm.md lists them)")
+  ax.set_ylabel("p")
+  ax.set_title(f"the prose's {len(traced)} tests, each recomputed from its stored point")
+  ax.legend(fontsize=8)
+  return save_figure(fig, path)
+
+
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -437,6 +460,7 @@ def main(argv=None):
                       help="files searched for the prose's sentences, in order "
                            "(default: README.md, then docs/*.md sorted)")
   parser.add_argument("--out", default=os.path.join("results", "holm.md"))
+  parser.add_argument("--figure", default=os.path.join("figures", "holm.png"))
   args = parser.parse_args(argv)
   docs = {}
   for path in args.docs or default_docs():
@@ -447,6 +471,7 @@ def main(argv=None):
   os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
   with open(args.out, "w") as f:
     f.write(text)
+  plot(out, args.figure)
   print(text)
   return out
 

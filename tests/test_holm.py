@@ -11,7 +11,7 @@ ROOT = os.path.join(os.path.dirname(__file__), "..")
 
 
 def test_every_test_is_found_in_the_readme_or_docs_and_traced_to_a_stored_point(tmp_path):
-  out = H.main(["--out", str(tmp_path / "holm.md")])
+  out = H.main(["--out", str(tmp_path / "holm.md"), "--figure", str(tmp_path / "holm.png")])
   assert len(out) == len(H.TESTS)
   for r in out:
     assert "not found" not in r["readme"], r["test"]
@@ -20,6 +20,7 @@ def test_every_test_is_found_in_the_readme_or_docs_and_traced_to_a_stored_point(
   np.testing.assert_allclose([r["holm"] for r in out], holm(raw))
   text = (tmp_path / "holm.md").read_text()
   assert text.count("\n| ") == len(out) + 1  # header + one row per test
+  assert (tmp_path / "holm.png").stat().st_size > 10_000
 
 
 def test_locate_finds_a_sentence_across_line_breaks():
