@@ -57,12 +57,13 @@ def plot(stages: dict[str, list[dict]], path: str) -> str:
   """Per stored point, held-out − control (the effect) against useful − chance (whether phase
   3 learned the useful negatives at all): mean ± sd over seeds, one marker per stage."""
   fig, ax = plt.subplots(figsize=(6.5, 4.5))
-  above = [seed_values(r, HC_FINAL).mean() > 0 for rs in stages.values() for r in rs]
+  above = []  # per point: is its mean held-out − control above 0 (the title's count)
   for (name, records), marker in zip(stages.items(), "osD^v<>"):
     if not records:
       continue
     useful = [seed_values(r, "reverse/useful/final") for r in records]
     held = [seed_values(r, HC_FINAL) for r in records]
+    above += [h.mean() > 0 for h in held]
     ax.errorbar([u.mean() for u in useful], [h.mean() for h in held],
                 xerr=[u.std(ddof=1) for u in useful], yerr=[h.std(ddof=1) for h in held],
                 fmt=marker, capsize=3, ms=5, label=f"{name} ({len(records)} point"
