@@ -181,3 +181,10 @@ def test_the_loop_and_the_readme_stay_within_their_caps():
     with open(os.path.join(ROOT, path)) as f:
       n = len(f.read().splitlines())
     assert n <= cap, f"{path}: {n} lines, its cap is {cap}"
+
+
+def test_the_suites_slow_first_order_names_only_test_files_that_exist():
+  from conftest import SLOW_FIRST  # a stale name would silently schedule nothing
+  tests = os.path.dirname(os.path.abspath(__file__))
+  assert len(set(SLOW_FIRST)) == len(SLOW_FIRST)
+  assert [n for n in SLOW_FIRST if not os.path.isfile(os.path.join(tests, n))] == []
