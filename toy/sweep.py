@@ -13,7 +13,6 @@ import json
 import os
 from typing import Callable
 
-
 from toy.config import Config, role_fields
 from toy.engine import train_many
 from toy.setup import batch_groups
