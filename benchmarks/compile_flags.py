@@ -1,5 +1,5 @@
-"""CPU seconds that tiny runs cost to trace and compile under the test suite's XLA flags, with
-and without one more flag, each arm in a fresh process with an empty compile cache, alternating.
+"""CPU seconds that tiny runs cost to trace and compile under a set of XLA flags, with and
+without one more flag, each arm in a fresh process with an empty compile cache, alternating.
 
   python benchmarks/compile_flags.py [--repeats 4] [--extra FLAG]
 
@@ -15,8 +15,10 @@ import subprocess
 import sys
 import tempfile
 
-# The flags tests/conftest.py sets (FAST_COMPILE; a test keeps the two equal).
+# By default the second arm is tests/conftest.py's FAST_COMPILE, the first the same without
+# its last flag: the measurement behind that flag (a test keeps BASE + EXTRA equal to it).
 BASE = "--xla_backend_optimization_level=0 --xla_cpu_use_fusion_emitters=false"
+EXTRA = "--xla_cpu_parallel_codegen_split_count=1"
 CHILD = """
 import resource
 import toy
@@ -45,7 +47,7 @@ def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--repeats", type=int, default=4)
   parser.add_argument("--base", default=BASE, help="the flags both arms share")
-  parser.add_argument("--extra", default="--xla_cpu_parallel_codegen_split_count=1",
+  parser.add_argument("--extra", default=EXTRA,
                       help="the flag the second arm adds")
   args = parser.parse_args()
   if args.repeats < 1:

@@ -11,9 +11,12 @@ import time
 # waits on. Without LLVM's optimisations and the new fusion emitters a first compile takes
 # half as long and on one core (a tiny run: 30 s on 1.4 cores -> 15 s on 1). Two different
 # programs then round differently, so the few tests that compare two programs to the bit read
-# runs trained under the default compile (tests/default_compile.py). Set before jax starts
-# its backend; the caller's own XLA_FLAGS (kept once, for xdist's workers) come last and win.
-FAST_COMPILE = "--xla_backend_optimization_level=0 --xla_cpu_use_fusion_emitters=false"
+# runs trained under the default compile (tests/default_compile.py). One LLVM module a program,
+# not split for codegen threads that 2 busy cores cannot run: 1.09-1.18x less CPU
+# (benchmarks/compile_flags.py). Set before jax starts its backend; the caller's own XLA_FLAGS
+# (kept once, for xdist's workers) come last and win.
+FAST_COMPILE = ("--xla_backend_optimization_level=0 --xla_cpu_use_fusion_emitters=false "
+                "--xla_cpu_parallel_codegen_split_count=1")
 USER_XLA_FLAGS = os.environ.setdefault("TOY_TESTS_USER_XLA_FLAGS", os.environ.get("XLA_FLAGS", ""))
 os.environ["XLA_FLAGS"] = f"{FAST_COMPILE} {USER_XLA_FLAGS}".strip()
 
